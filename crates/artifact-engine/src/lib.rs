@@ -1,1 +1,58 @@
+//! The AWS-free heart of the artifact worker: zip reading and writing, the transform
+//! plan that `UserParameters` compile to, and per-entry processing (raw pass-through or
+//! decompress → transform → recompress) meant to run on a rayon pool.
+//!
+//! Nothing here does I/O or knows about S3: callers fetch byte ranges and feed them in,
+//! which keeps this crate fast to compile, easy to fuzz and to benchmark.
 
+pub mod entry;
+pub mod memory;
+pub mod plan;
+pub mod zip;
+
+pub use entry::{process_entry, EntryOutput};
+pub use plan::{Plan, PlanError, PlanSpec};
+
+/// Errors from reading or writing zip structures and entry data.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipError {
+    /// The bytes are not a zip archive at all (or truncated before the end record).
+    #[error("not a zip archive: {0}")]
+    NotZip(String),
+    /// The archive's structures contradict each other.
+    #[error("malformed zip: {0}")]
+    Malformed(String),
+    /// A valid zip feature the worker does not handle (multi-disk, encryption...).
+    #[error("unsupported zip feature: {0}")]
+    Unsupported(String),
+    /// A safety limit was hit (entry count, entry size).
+    #[error("zip limit exceeded: {0}")]
+    Limit(String),
+    /// An entry name is unsafe or invalid.
+    #[error("entry {name:?}: unsafe or invalid name: {why}")]
+    BadName {
+        /// The name as stored (lossily decoded).
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The local header of an entry disagrees with the central directory.
+    #[error("entry {name:?}: local header disagrees with the central directory: {why}")]
+    LocalHeader {
+        /// Entry name.
+        name: String,
+        /// The disagreement.
+        why: String,
+    },
+    /// Entry data is corrupt (CRC mismatch, bad deflate stream, wrong size).
+    #[error("entry {name:?}: corrupt data: {why}")]
+    Data {
+        /// Entry name.
+        name: String,
+        /// What was found.
+        why: String,
+    },
+    /// The writer was driven incorrectly (a bug, not bad input).
+    #[error("zip writer: {0}")]
+    Writer(String),
+}

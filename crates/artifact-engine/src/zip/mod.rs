@@ -1,0 +1,8 @@
+//! The zip format: an I/O-free reader of central directories and local headers, and a
+//! streaming writer of headers and trailers.
+
+pub mod read;
+pub mod write;
+
+pub use read::{CdEntry, Eocd, TailParse};
+pub use write::{EntryMeta, ZipWriter};

@@ -1,0 +1,696 @@
+//! Zip reading without I/O: locate the end of central directory (zip64 too), parse the
+//! central directory into [`CdEntry`] values, and check a local file header against it.
+//!
+//! The caller fetches bytes (ranged reads from S3, a file, memory) and hands slices in;
+//! nothing here reads the whole archive. Invariants enforced for every entry:
+//! - single-disk archives only; offsets and sizes must lie inside the archive and before
+//!   the central directory;
+//! - names are decoded (UTF-8 flag, Info-ZIP Unicode path field, else UTF-8 if valid,
+//!   else CP437), backslashes from DOS/Windows hosts become `/`, and names that could
+//!   escape an extraction directory (absolute, drive letters, `..`, NUL) are rejected;
+//! - encrypted entries are rejected (they cannot be transformed or verified);
+//! - the local header's name and method must match the central directory, and so must
+//!   its CRC and sizes unless the entry uses a data descriptor.
+//!
+//! Why our own reader rather than `async_zip` or `zip`: both want to own the byte source
+//! and decompress; the worker needs the raw compressed bytes of each entry (to copy them
+//! unchanged) and must plan coalesced ranged reads from the central directory alone.
+
+use crate::ZipError;
+
+pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
+pub(crate) const EOCD64_SIG: u32 = 0x0606_4b50;
+pub(crate) const EOCD64_LOCATOR_SIG: u32 = 0x0706_4b50;
+pub(crate) const CDH_SIG: u32 = 0x0201_4b50;
+pub(crate) const LFH_SIG: u32 = 0x0403_4b50;
+
+/// Size of the fixed part of an end-of-central-directory record.
+pub const EOCD_LEN: u64 = 22;
+/// Largest possible EOCD record (fixed part plus a maximal comment) plus the zip64
+/// locator in front of it: fetching this many trailing bytes always finds the EOCD.
+pub const TAIL_LEN: u64 = EOCD_LEN + 65_535 + 20;
+/// Size of a zip64 end-of-central-directory record without extensible data.
+pub const EOCD64_LEN: u64 = 56;
+/// Size of the fixed part of a local file header.
+pub const LOCAL_HEADER_LEN: u64 = 30;
+/// Upper bound on entries accepted in one archive (memory guard for the index).
+pub const MAX_ENTRIES: u64 = 2_000_000;
+
+/// Compression methods understood by the transform engine.
+pub const METHOD_STORED: u16 = 0;
+/// Deflate.
+pub const METHOD_DEFLATED: u16 = 8;
+
+const FLAG_ENCRYPTED: u16 = 1;
+const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
+const FLAG_STRONG_ENCRYPTION: u16 = 1 << 6;
+/// General purpose flag bit 11: names are UTF-8.
+pub const FLAG_UTF8: u16 = 1 << 11;
+
+/// Where the central directory is, as read from the end of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eocd {
+    /// Offset of the EOCD record in the archive.
+    pub eocd_offset: u64,
+    /// Declared number of entries.
+    pub entries: u64,
+    /// Offset of the central directory (already corrected for prepended data).
+    pub cd_offset: u64,
+    /// Size of the central directory in bytes.
+    pub cd_size: u64,
+    /// Bytes prepended before the archive proper (self-extractors, stubs); added to
+    /// every offset the archive declares.
+    pub prefix: u64,
+    /// Archive comment.
+    pub comment: Vec<u8>,
+}
+
+/// Result of looking at the tail of an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailParse {
+    /// The central directory location is known.
+    Done(Eocd),
+    /// A zip64 archive: the zip64 EOCD record at `offset` (`EOCD64_LEN` bytes) is needed;
+    /// pass it to [`parse_eocd64`] together with the partial result.
+    NeedEocd64 {
+        /// Where the record is when it has no extensible data (it then ends right
+        /// before the locator); correct even with prepended bytes. Try this first.
+        offset: u64,
+        /// Where the locator says it is (differs only with prepended bytes or an
+        /// extensible data sector); try this if `offset` holds no record.
+        declared: u64,
+        /// The EOCD fields read so far.
+        partial: Eocd,
+    },
+}
+
+fn u16le(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64le(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Finds the end-of-central-directory record in `tail`, the last `tail.len()` bytes of
+/// an archive of `file_len` bytes. Fetch `min(file_len, TAIL_LEN)` bytes for `tail`.
+pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
+    let tail_start = file_len
+        .checked_sub(tail.len() as u64)
+        .ok_or_else(|| ZipError::Malformed("tail longer than the archive".into()))?;
+    if (tail.len() as u64) < EOCD_LEN {
+        return Err(ZipError::NotZip(format!(
+            "{file_len} bytes is too short to be a zip archive"
+        )));
+    }
+    // Scan backwards for the signature; prefer a record whose comment ends exactly at
+    // the end of the archive, but accept trailing bytes (some tools append padding).
+    let mut found = None;
+    let mut pos = tail.len() - EOCD_LEN as usize;
+    loop {
+        if u32le(tail, pos) == EOCD_SIG {
+            let comment_len = u16le(tail, pos + 20) as usize;
+            if pos + EOCD_LEN as usize + comment_len <= tail.len() {
+                let exact = pos + EOCD_LEN as usize + comment_len == tail.len();
+                if exact {
+                    found = Some(pos);
+                    break;
+                }
+                if found.is_none() {
+                    found = Some(pos);
+                }
+            }
+        }
+        if pos == 0 {
+            break;
+        }
+        pos -= 1;
+    }
+    let Some(pos) = found else {
+        return Err(ZipError::NotZip(
+            "no end-of-central-directory record in the last 64 KiB (not a zip, or truncated)"
+                .into(),
+        ));
+    };
+    let rec = &tail[pos..];
+    let disk = u16le(rec, 4);
+    let cd_disk = u16le(rec, 6);
+    let entries_this_disk = u16le(rec, 8) as u64;
+    let entries = u16le(rec, 10) as u64;
+    let cd_size = u32le(rec, 12) as u64;
+    let cd_offset = u32le(rec, 16) as u64;
+    let comment_len = u16le(rec, 20) as usize;
+    let comment = rec[22..22 + comment_len].to_vec();
+    let eocd_offset = tail_start + pos as u64;
+    let mut partial = Eocd {
+        eocd_offset,
+        entries,
+        cd_offset,
+        cd_size,
+        prefix: 0,
+        comment,
+    };
+    // Zip64 locator sits right before the EOCD.
+    if pos >= 20 && u32le(tail, pos - 20) == EOCD64_LOCATOR_SIG {
+        let loc = &tail[pos - 20..pos];
+        let eocd64_offset = u64le(loc, 8);
+        let total_disks = u32le(loc, 16);
+        if total_disks > 1 {
+            return Err(ZipError::Unsupported(
+                "multi-disk (spanned) archives".into(),
+            ));
+        }
+        // The zip64 record sits right before the locator; its declared offset may be
+        // shifted by prepended data, which parse_eocd64 detects.
+        let actual = eocd_offset.checked_sub(20 + EOCD64_LEN).ok_or_else(|| {
+            ZipError::Malformed("zip64 locator without room for a zip64 record".into())
+        })?;
+        return Ok(TailParse::NeedEocd64 {
+            offset: actual,
+            declared: eocd64_offset,
+            partial,
+        });
+    }
+    if disk != 0 || cd_disk != 0 || entries_this_disk != entries {
+        return Err(ZipError::Unsupported(
+            "multi-disk (spanned) archives".into(),
+        ));
+    }
+    fix_prefix(&mut partial, eocd_offset)?;
+    Ok(TailParse::Done(partial))
+}
+
+/// Completes a zip64 archive's [`Eocd`] from the 56-byte zip64 EOCD record found at
+/// the offset [`parse_tail`] asked for.
+pub fn parse_eocd64(rec: &[u8], mut partial: Eocd, rec_offset: u64) -> Result<Eocd, ZipError> {
+    if rec.len() < EOCD64_LEN as usize || u32le(rec, 0) != EOCD64_SIG {
+        return Err(ZipError::Malformed(
+            "zip64 end-of-central-directory record missing where the locator points".into(),
+        ));
+    }
+    let disk = u32le(rec, 16);
+    let cd_disk = u32le(rec, 20);
+    let entries_this_disk = u64le(rec, 24);
+    let entries = u64le(rec, 32);
+    if disk != 0 || cd_disk != 0 || entries_this_disk != entries {
+        return Err(ZipError::Unsupported(
+            "multi-disk (spanned) archives".into(),
+        ));
+    }
+    partial.entries = entries;
+    partial.cd_size = u64le(rec, 40);
+    partial.cd_offset = u64le(rec, 48);
+    fix_prefix(&mut partial, rec_offset)?;
+    Ok(partial)
+}
+
+/// The central directory ends where the (zip64) EOCD starts; if the declared offset
+/// disagrees, the difference is data prepended to the archive.
+fn fix_prefix(e: &mut Eocd, cd_end: u64) -> Result<(), ZipError> {
+    let actual_start = cd_end.checked_sub(e.cd_size).ok_or_else(|| {
+        ZipError::Malformed(format!(
+            "central directory size {} exceeds the space before its end record",
+            e.cd_size
+        ))
+    })?;
+    if actual_start < e.cd_offset {
+        return Err(ZipError::Malformed(format!(
+            "central directory offset {} lies past its end record",
+            e.cd_offset
+        )));
+    }
+    e.prefix = actual_start - e.cd_offset;
+    e.cd_offset = actual_start;
+    if e.entries > MAX_ENTRIES {
+        return Err(ZipError::Limit(format!(
+            "{} entries (the limit is {MAX_ENTRIES})",
+            e.entries
+        )));
+    }
+    // Each central directory header takes at least 46 bytes.
+    if e.entries.saturating_mul(46) > e.cd_size {
+        return Err(ZipError::Malformed(format!(
+            "{} entries cannot fit in a {}-byte central directory",
+            e.entries, e.cd_size
+        )));
+    }
+    Ok(())
+}
+
+/// One entry of the central directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdEntry {
+    /// Decoded, normalised, validated name (`/` separators; directories end in `/`).
+    pub name: String,
+    /// Name bytes exactly as stored (compared with the local header).
+    pub raw_name: Vec<u8>,
+    /// "Version made by" (high byte: host system, 3 = Unix).
+    pub version_made_by: u16,
+    /// "Version needed to extract".
+    pub version_needed: u16,
+    /// General purpose flags.
+    pub flags: u16,
+    /// Compression method (0 stored, 8 deflate; others are copied raw only).
+    pub method: u16,
+    /// DOS modification time.
+    pub dos_time: u16,
+    /// DOS modification date.
+    pub dos_date: u16,
+    /// CRC-32 of the uncompressed data.
+    pub crc32: u32,
+    /// Compressed size.
+    pub compressed_size: u64,
+    /// Uncompressed size.
+    pub uncompressed_size: u64,
+    /// Offset of the local header in the archive (prefix-corrected).
+    pub header_offset: u64,
+    /// Internal attributes.
+    pub internal_attrs: u16,
+    /// External attributes (Unix mode in the high 16 bits when made on Unix).
+    pub external_attrs: u32,
+}
+
+impl CdEntry {
+    /// True for directory entries (name ends in `/`).
+    pub fn is_dir(&self) -> bool {
+        self.name.ends_with('/')
+    }
+    /// True when the entry's sizes and CRC follow its data in a data descriptor.
+    pub fn has_data_descriptor(&self) -> bool {
+        self.flags & FLAG_DATA_DESCRIPTOR != 0
+    }
+}
+
+/// Parses the central directory bytes (exactly `eocd.cd_size` bytes starting at
+/// `eocd.cd_offset`). Checks entry count, offsets, names, duplicates and encryption.
+pub fn parse_central_directory(cd: &[u8], eocd: &Eocd) -> Result<Vec<CdEntry>, ZipError> {
+    let mut entries = Vec::with_capacity(eocd.entries.min(1 << 20) as usize);
+    let mut at = 0usize;
+    let mut seen = std::collections::HashSet::with_capacity(entries.capacity());
+    while at < cd.len() {
+        if cd.len() - at < 46 {
+            return Err(ZipError::Malformed(format!(
+                "central directory truncated at byte {at}"
+            )));
+        }
+        if u32le(cd, at) != CDH_SIG {
+            if entries.len() as u64 == eocd.entries {
+                break; // trailing bytes (digital signature record etc.)
+            }
+            return Err(ZipError::Malformed(format!(
+                "bad central directory header signature for entry #{}",
+                entries.len() + 1
+            )));
+        }
+        let h = &cd[at..];
+        let name_len = u16le(h, 28) as usize;
+        let extra_len = u16le(h, 30) as usize;
+        let comment_len = u16le(h, 32) as usize;
+        let total = 46 + name_len + extra_len + comment_len;
+        if h.len() < total {
+            return Err(ZipError::Malformed(format!(
+                "central directory entry #{} runs past the directory",
+                entries.len() + 1
+            )));
+        }
+        let raw_name = h[46..46 + name_len].to_vec();
+        let extra = &h[46 + name_len..46 + name_len + extra_len];
+        let version_made_by = u16le(h, 4);
+        let flags = u16le(h, 8);
+        let mut e = CdEntry {
+            name: String::new(),
+            raw_name,
+            version_made_by,
+            version_needed: u16le(h, 6),
+            flags,
+            method: u16le(h, 10),
+            dos_time: u16le(h, 12),
+            dos_date: u16le(h, 14),
+            crc32: u32le(h, 16),
+            compressed_size: u32le(h, 20) as u64,
+            uncompressed_size: u32le(h, 24) as u64,
+            header_offset: u32le(h, 42) as u64,
+            internal_attrs: u16le(h, 36),
+            external_attrs: u32le(h, 38),
+        };
+        let disk_start = u16le(h, 34) as u32;
+        let mut unicode_name = None;
+        apply_extra(&mut e, extra, disk_start, &mut unicode_name)?;
+        let display = String::from_utf8_lossy(&e.raw_name).into_owned();
+        e.name = decode_name(&e.raw_name, flags, version_made_by >> 8, unicode_name)
+            .and_then(|n| validate_name(&n).map(|_| n))
+            .map_err(|why| ZipError::BadName {
+                name: display.clone(),
+                why,
+            })?;
+        if flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION) != 0 {
+            return Err(ZipError::Unsupported(format!(
+                "entry {:?} is encrypted",
+                e.name
+            )));
+        }
+        e.header_offset = e
+            .header_offset
+            .checked_add(eocd.prefix)
+            .ok_or_else(|| ZipError::Malformed("entry offset overflows".into()))?;
+        if e.header_offset + LOCAL_HEADER_LEN > eocd.cd_offset {
+            return Err(ZipError::Malformed(format!(
+                "entry {:?} starts at {} which is inside or past the central directory at {}",
+                e.name, e.header_offset, eocd.cd_offset
+            )));
+        }
+        if e.compressed_size > eocd.cd_offset {
+            return Err(ZipError::Malformed(format!(
+                "entry {:?} claims {} compressed bytes, more than the archive holds",
+                e.name, e.compressed_size
+            )));
+        }
+        if e.method == METHOD_STORED && e.compressed_size != e.uncompressed_size {
+            return Err(ZipError::Malformed(format!(
+                "stored entry {:?} has compressed size {} but uncompressed size {}",
+                e.name, e.compressed_size, e.uncompressed_size
+            )));
+        }
+        if !seen.insert(e.name.clone()) {
+            return Err(ZipError::BadName {
+                name: e.name,
+                why: "appears twice in the archive".into(),
+            });
+        }
+        entries.push(e);
+        at += total;
+    }
+    if entries.len() as u64 != eocd.entries {
+        return Err(ZipError::Malformed(format!(
+            "end record declares {} entries but the central directory holds {}",
+            eocd.entries,
+            entries.len()
+        )));
+    }
+    Ok(entries)
+}
+
+fn apply_extra(
+    e: &mut CdEntry,
+    mut extra: &[u8],
+    disk_start: u32,
+    unicode_name: &mut Option<String>,
+) -> Result<(), ZipError> {
+    let mut disk = disk_start;
+    while extra.len() >= 4 {
+        let id = u16le(extra, 0);
+        let len = u16le(extra, 2) as usize;
+        if extra.len() < 4 + len {
+            break; // tolerate a truncated trailing field, as Info-ZIP does
+        }
+        let data = &extra[4..4 + len];
+        match id {
+            0x0001 => {
+                let mut d = data;
+                let mut take = |field: &mut u64| -> Result<(), ZipError> {
+                    if d.len() < 8 {
+                        return Err(ZipError::Malformed(
+                            "zip64 extra field shorter than the fields it must hold".into(),
+                        ));
+                    }
+                    *field = u64le(d, 0);
+                    d = &d[8..];
+                    Ok(())
+                };
+                if e.uncompressed_size == 0xFFFF_FFFF {
+                    take(&mut e.uncompressed_size)?;
+                }
+                if e.compressed_size == 0xFFFF_FFFF {
+                    take(&mut e.compressed_size)?;
+                }
+                if e.header_offset == 0xFFFF_FFFF {
+                    take(&mut e.header_offset)?;
+                }
+                if disk == 0xFFFF && d.len() >= 4 {
+                    disk = u32le(d, 0);
+                }
+            }
+            0x7075 if len >= 5 && data[0] == 1 => {
+                let crc = u32le(data, 1);
+                if crc == crc32fast::hash(&e.raw_name) {
+                    if let Ok(s) = std::str::from_utf8(&data[5..]) {
+                        *unicode_name = Some(s.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+        extra = &extra[4 + len..];
+    }
+    if disk != 0 {
+        return Err(ZipError::Unsupported(
+            "multi-disk (spanned) archives".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Host systems whose tools write `\` as the path separator.
+fn dos_like_host(host: u16) -> bool {
+    matches!(host, 0 | 11 | 14)
+}
+
+fn decode_name(
+    raw: &[u8],
+    flags: u16,
+    host: u16,
+    unicode: Option<String>,
+) -> Result<String, String> {
+    let mut name = if let Some(u) = unicode {
+        u
+    } else if flags & FLAG_UTF8 != 0 {
+        String::from_utf8(raw.to_vec()).map_err(|_| "flagged UTF-8 but is not valid UTF-8")?
+    } else {
+        match std::str::from_utf8(raw) {
+            Ok(s) => s.to_owned(),
+            Err(_) => raw.iter().map(|&b| cp437(b)).collect(),
+        }
+    };
+    if dos_like_host(host) && name.contains('\\') {
+        name = name.replace('\\', "/");
+    }
+    Ok(name)
+}
+
+/// Rejects names that are empty or could escape an extraction directory.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Err("absolute path".into());
+    }
+    let b = name.as_bytes();
+    if b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic() {
+        return Err("starts with a drive letter".into());
+    }
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    for part in trimmed.split('/') {
+        if part == ".." {
+            return Err("contains a `..` component".into());
+        }
+        if part.is_empty() {
+            return Err("contains an empty path component (`//`)".into());
+        }
+    }
+    Ok(())
+}
+
+fn cp437(b: u8) -> char {
+    const HIGH: [char; 128] = [
+        'Ç', 'ü', 'é', 'â', 'ä', 'à', 'å', 'ç', 'ê', 'ë', 'è', 'ï', 'î', 'ì', 'Ä', 'Å', 'É', 'æ',
+        'Æ', 'ô', 'ö', 'ò', 'û', 'ù', 'ÿ', 'Ö', 'Ü', '¢', '£', '¥', '₧', 'ƒ', 'á', 'í', 'ó', 'ú',
+        'ñ', 'Ñ', 'ª', 'º', '¿', '⌐', '¬', '½', '¼', '¡', '«', '»', '░', '▒', '▓', '│', '┤', '╡',
+        '╢', '╖', '╕', '╣', '║', '╗', '╝', '╜', '╛', '┐', '└', '┴', '┬', '├', '─', '┼', '╞', '╟',
+        '╚', '╔', '╩', '╦', '╠', '═', '╬', '╧', '╨', '╤', '╥', '╙', '╘', '╒', '╓', '╫', '╪', '┘',
+        '┌', '█', '▄', '▌', '▐', '▀', 'α', 'ß', 'Γ', 'π', 'Σ', 'σ', 'µ', 'τ', 'Φ', 'Θ', 'Ω', 'δ',
+        '∞', 'φ', 'ε', '∩', '≡', '±', '≥', '≤', '⌠', '⌡', '÷', '≈', '°', '∙', '·', '√', 'ⁿ', '²',
+        '■', '\u{a0}',
+    ];
+    if b < 0x80 {
+        b as char
+    } else {
+        HIGH[(b - 0x80) as usize]
+    }
+}
+
+/// The fixed fields of a local file header.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalHeader {
+    /// Total header length (fixed part, name and extra field): entry data starts here.
+    pub len: u64,
+}
+
+/// Parses the local header at the start of `buf` and checks it against the central
+/// directory entry. `buf` must hold at least the fixed 30 bytes; returns
+/// `Ok(None)` when more bytes are needed to see the whole name (call again with more).
+pub fn check_local_header(buf: &[u8], e: &CdEntry) -> Result<Option<LocalHeader>, ZipError> {
+    if buf.len() < LOCAL_HEADER_LEN as usize {
+        return Ok(None);
+    }
+    let bad = |why: String| ZipError::LocalHeader {
+        name: e.name.clone(),
+        why,
+    };
+    if u32le(buf, 0) != LFH_SIG {
+        return Err(bad(format!(
+            "no local header signature at offset {}",
+            e.header_offset
+        )));
+    }
+    let flags = u16le(buf, 6);
+    let method = u16le(buf, 8);
+    let crc = u32le(buf, 14);
+    let csize = u32le(buf, 18) as u64;
+    let usize_ = u32le(buf, 22) as u64;
+    let name_len = u16le(buf, 26) as usize;
+    let extra_len = u16le(buf, 28) as usize;
+    let len = LOCAL_HEADER_LEN + name_len as u64 + extra_len as u64;
+    if buf.len() < LOCAL_HEADER_LEN as usize + name_len {
+        return Ok(None);
+    }
+    let name = &buf[30..30 + name_len];
+    if name != e.raw_name.as_slice() {
+        return Err(bad(format!(
+            "local header names {:?}, central directory names {:?}",
+            String::from_utf8_lossy(name),
+            e.name
+        )));
+    }
+    if method != e.method {
+        return Err(bad(format!(
+            "local header method {method}, central directory method {}",
+            e.method
+        )));
+    }
+    if flags & FLAG_DATA_DESCRIPTOR == 0 && e.flags & FLAG_DATA_DESCRIPTOR == 0 {
+        if crc != e.crc32 {
+            return Err(bad(format!(
+                "local header CRC {crc:08x}, central directory CRC {:08x}",
+                e.crc32
+            )));
+        }
+        // 0xFFFFFFFF means "in the zip64 extra field"; the central directory is
+        // authoritative for those.
+        if csize != 0xFFFF_FFFF && csize != e.compressed_size {
+            return Err(bad(format!(
+                "local header compressed size {csize}, central directory {}",
+                e.compressed_size
+            )));
+        }
+        if usize_ != 0xFFFF_FFFF && usize_ != e.uncompressed_size {
+            return Err(bad(format!(
+                "local header size {usize_}, central directory {}",
+                e.uncompressed_size
+            )));
+        }
+    }
+    Ok(Some(LocalHeader { len }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_escape_are_rejected() {
+        for bad in ["", "/etc/passwd", "a/../../b", "..", "C:/x", "a//b", "a\0b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "a/b/", "dir/", "ünï/ćode.txt", "a..b", ".hidden"] {
+            assert!(validate_name(good).is_ok(), "{good:?} rejected");
+        }
+    }
+
+    #[test]
+    fn dos_backslashes_are_normalised_and_cp437_decoded() {
+        assert_eq!(decode_name(b"a\\b.txt", 0, 0, None).unwrap(), "a/b.txt");
+        assert_eq!(decode_name(b"a\\b.txt", 0, 3, None).unwrap(), "a\\b.txt");
+        assert_eq!(decode_name(&[0x81, b'x'], 0, 0, None).unwrap(), "üx");
+        assert!(decode_name(&[0xff, 0xfe], FLAG_UTF8, 3, None).is_err());
+    }
+
+    #[test]
+    fn garbage_is_not_a_zip() {
+        assert!(matches!(parse_tail(b"hello", 5), Err(ZipError::NotZip(_))));
+        let junk = vec![7u8; 1000];
+        assert!(matches!(parse_tail(&junk, 1000), Err(ZipError::NotZip(_))));
+    }
+}
+
+/// For each entry (same order as `entries`), the end of its *region*: the offset of
+/// the next local header in the archive, or the central directory. An entry's local
+/// header, data and any data descriptor must fit in `[header_offset, end)`; this is
+/// what stops overlapping-entry zip bombs and lets a reader fetch exact ranges.
+pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipError> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by_key(|&i| entries[i].header_offset);
+    let mut ends = vec![0u64; entries.len()];
+    for (k, &i) in order.iter().enumerate() {
+        let next = match order.get(k + 1) {
+            Some(&j) => {
+                if entries[j].header_offset == entries[i].header_offset {
+                    return Err(ZipError::Malformed(format!(
+                        "entries {:?} and {:?} share one local header (overlapping entries)",
+                        entries[i].name, entries[j].name
+                    )));
+                }
+                entries[j].header_offset
+            }
+            None => cd_offset,
+        };
+        let min_end = entries[i].header_offset
+            + LOCAL_HEADER_LEN
+            + entries[i].raw_name.len() as u64
+            + entries[i].compressed_size;
+        if min_end > next {
+            return Err(ZipError::Malformed(format!(
+                "entry {:?} ({} compressed bytes at offset {}) overlaps the next entry or the \
+                 central directory at {next}",
+                entries[i].name, entries[i].compressed_size, entries[i].header_offset
+            )));
+        }
+        ends[i] = next;
+    }
+    Ok(ends)
+}
+
+/// Reads the end records and central directory of an archive held in memory.
+pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
+    let len = archive.len() as u64;
+    let tail_len = len.min(TAIL_LEN) as usize;
+    let eocd = match parse_tail(&archive[archive.len() - tail_len..], len)? {
+        TailParse::Done(e) => e,
+        TailParse::NeedEocd64 {
+            offset,
+            declared,
+            partial,
+        } => {
+            let rec = |o: u64| archive.get(o as usize..(o + EOCD64_LEN) as usize);
+            match rec(offset).map(|r| parse_eocd64(r, partial.clone(), offset)) {
+                Some(Ok(e)) => e,
+                _ => {
+                    let r = rec(declared).ok_or_else(|| {
+                        ZipError::Malformed("zip64 end record lies outside the archive".into())
+                    })?;
+                    parse_eocd64(r, partial, declared)?
+                }
+            }
+        }
+    };
+    let cd = archive
+        .get(eocd.cd_offset as usize..(eocd.cd_offset + eocd.cd_size) as usize)
+        .ok_or_else(|| ZipError::Malformed("central directory lies outside the archive".into()))?;
+    let entries = parse_central_directory(cd, &eocd)?;
+    Ok((eocd, entries))
+}

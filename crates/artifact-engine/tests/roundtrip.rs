@@ -1,0 +1,163 @@
+//! Round trips through the engine, read back with the independent `zip` crate.
+
+use std::io::{Cursor, Read, Write};
+
+use artifact_engine::memory::rewrite;
+use artifact_engine::plan::{JobContext, Plan, PlanSpec};
+use artifact_engine::zip::{EntryMeta, ZipWriter};
+use proptest::prelude::*;
+use zip::write::SimpleFileOptions;
+
+fn plan(json: &str) -> Plan {
+    let ctx = JobContext {
+        inputs: vec!["In".into()],
+        outputs: vec!["Out".into()],
+        ..Default::default()
+    };
+    Plan::compile(&PlanSpec::parse(Some(json)).unwrap(), &ctx).unwrap()
+}
+
+fn make_zip(entries: &[(String, Vec<u8>, bool)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data, deflate) in entries {
+        let m = if *deflate {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        if name.ends_with('/') {
+            w.add_directory(name.as_str(), SimpleFileOptions::default())
+                .unwrap();
+        } else {
+            w.start_file(
+                name.as_str(),
+                SimpleFileOptions::default().compression_method(m),
+            )
+            .unwrap();
+            w.write_all(data).unwrap();
+        }
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn read_zip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut a = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    (0..a.len())
+        .map(|i| {
+            let mut f = a.by_index(i).unwrap();
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).unwrap();
+            (f.name().to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn copy_transform_and_drop() {
+    let input = make_zip(&[
+        ("dir/".into(), vec![], false),
+        (
+            "dir/app.json".into(),
+            br#"{"v":"${VERSION}"}"#.to_vec(),
+            true,
+        ),
+        ("dir/app.js.map".into(), b"map".to_vec(), true),
+        (
+            "bin/blob".into(),
+            (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            false,
+        ),
+        ("ünïcode/名前.txt".into(), b"x".repeat(1000), true),
+    ]);
+    let p = plan(
+        r#"{"variables":{"VERSION":"9"},"steps":[{"exclude":["*.map"]},{"template":{"files":["*.json"]}}]}"#,
+    );
+    let (out, stats) = rewrite(&input, &p, 1 << 30).unwrap();
+    assert_eq!(stats.entries, 4);
+    assert_eq!(stats.dropped, 1);
+    assert_eq!(stats.raw, 3);
+    let got = read_zip(&out);
+    let names: Vec<_> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["dir/", "dir/app.json", "bin/blob", "ünïcode/名前.txt"]
+    );
+    assert_eq!(got[1].1, br#"{"v":"9"}"#);
+    // Deterministic.
+    assert_eq!(rewrite(&input, &p, 1 << 30).unwrap().0, out);
+}
+
+#[test]
+fn corrupt_crc_is_caught_on_transform() {
+    let mut input = make_zip(&[("a.txt".into(), b"hello world".to_vec(), false)]);
+    // Flip a data byte (stored entry data begins after the 30-byte header and name).
+    input[30 + 5] ^= 0xFF;
+    let err = rewrite(
+        &input,
+        &plan(r#"{"steps":[{"replace":{"files":["*"],"find":"w","with":"W"}}]}"#),
+        1 << 30,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("CRC"), "{err}");
+}
+
+#[test]
+fn writer_zip64_entry_over_4gib_into_counting_sink() {
+    // An entry > 4 GiB: header + trailer only; data counted, not stored.
+    let size = (1u64 << 32) + 10;
+    let mut w = ZipWriter::new();
+    let meta = EntryMeta::file("huge.bin", 0, 0x1234_5678, size, size);
+    let h = w.local_header(&meta).unwrap();
+    assert_eq!(h.len(), 30 + 8 + 20);
+    w.end_entry(size).unwrap();
+    let small = EntryMeta::file("after.txt", 0, 0, 0, 0);
+    w.local_header(&small).unwrap();
+    w.end_entry(0).unwrap();
+    let tail = w.finish(b"").unwrap();
+    // The tail alone must be parseable as the end of an archive of this length.
+    let total = size + h.len() as u64 + 30 + 9 + tail.len() as u64;
+    let parsed = artifact_engine::zip::read::parse_tail(&tail, total).unwrap();
+    let artifact_engine::zip::TailParse::NeedEocd64 { offset, .. } = parsed else {
+        panic!("expected zip64")
+    };
+    let rec_start = (offset - (total - tail.len() as u64)) as usize;
+    let artifact_engine::zip::TailParse::NeedEocd64 { partial, .. } = parsed else {
+        unreachable!()
+    };
+    let eocd =
+        artifact_engine::zip::read::parse_eocd64(&tail[rec_start..], partial, offset).unwrap();
+    let cd_start = (eocd.cd_offset - (total - tail.len() as u64)) as usize;
+    let entries = artifact_engine::zip::read::parse_central_directory(
+        &tail[cd_start..cd_start + eocd.cd_size as usize],
+        &eocd,
+    )
+    .unwrap();
+    assert_eq!(entries[0].compressed_size, size);
+    assert_eq!(entries[1].header_offset, size + 58);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_entry_sets_round_trip(
+        files in proptest::collection::btree_map("[a-z]{1,8}(/[a-zé]{1,8}){0,2}", (proptest::collection::vec(any::<u8>(), 0..3000), any::<bool>()), 0..20),
+        edit in any::<bool>(),
+    ) {
+        let entries: Vec<(String, Vec<u8>, bool)> = files.into_iter().map(|(n, (d, c))| (format!("{n}.txt"), d, c)).collect();
+        // Names like "a" and "a/b" can collide as file vs dir; zip allows both.
+        let input = make_zip(&entries);
+        let p = if edit { plan(r#"{"steps":[{"replace":{"files":["**"],"find":"a","with":"bb"}}]}"#) } else { plan("{}") };
+        let (out, _) = rewrite(&input, &p, 1 << 30).unwrap();
+        let got = read_zip(&out);
+        prop_assert_eq!(got.len(), entries.len());
+        for ((n, d, _), (gn, gd)) in entries.iter().zip(&got) {
+            prop_assert_eq!(n, gn);
+            if edit {
+                let want: Vec<u8> = d.iter().flat_map(|&b| if b == b'a' { b"bb".to_vec() } else { vec![b] }).collect();
+                prop_assert_eq!(&want, gd);
+            } else {
+                prop_assert_eq!(d, gd);
+            }
+        }
+    }
+}
