@@ -1,0 +1,132 @@
+//! Tuning knobs, all derived from the function's memory unless set explicitly.
+//!
+//! Every environment variable the worker reads is listed here (the runner also
+//! exposes them as flags):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ARTIFACT_WORKER_MEMORY_MB` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 512 | memory to plan for |
+//! | `ARTIFACT_WORKER_THREADS` | available CPUs | rayon threads for entry transforms |
+//! | `ARTIFACT_WORKER_KMS_CHECK` | `strict` | `strict`: DescribeKey must succeed; `warn`: log and go on when DescribeKey is denied; `off` |
+//! | `ARTIFACT_WORKER_DEADLINE_MARGIN_MS` | 10000 | time kept back from the Lambda deadline for cleanup and reporting |
+
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+
+/// How strictly the job's KMS key is checked before data moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsCheck {
+    /// DescribeKey must succeed and show an enabled symmetric key.
+    Strict,
+    /// As strict, but a denied DescribeKey is only logged.
+    Warn,
+    /// No check.
+    Off,
+}
+
+/// Resource settings for one worker (shared by all jobs it runs).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Rayon threads for entry transforms.
+    pub threads: usize,
+    /// Bytes of input that may be in flight between the source and the sink.
+    pub read_budget: u64,
+    /// Size of one ranged GET.
+    pub read_chunk: u64,
+    /// Ranged GETs in flight.
+    pub read_concurrency: usize,
+    /// First multipart part size (grows so 10,000 parts cover any object).
+    pub part_size: u64,
+    /// Parts uploading at once.
+    pub upload_concurrency: usize,
+    /// Entries processed ahead of the writer.
+    pub entry_window: usize,
+    /// Largest entry (uncompressed) a content step may transform.
+    pub max_transform_size: u64,
+    /// Time kept back from the deadline to clean up and report.
+    pub deadline_margin: Duration,
+    /// KMS key check mode.
+    pub kms_check: KmsCheck,
+}
+
+impl Settings {
+    /// Settings for a function with `memory_mb` of memory and `threads` CPUs.
+    pub fn for_memory(memory_mb: u64, threads: usize) -> Settings {
+        let mem = memory_mb.max(128) * MIB;
+        let read_budget = (mem / 8).clamp(32 * MIB, 512 * MIB);
+        let part_size = if mem >= 2048 * MIB { 16 * MIB } else { 8 * MIB };
+        Settings {
+            threads: threads.max(1),
+            read_budget,
+            read_chunk: (read_budget / 8).clamp(MIB, 8 * MIB),
+            read_concurrency: 4,
+            part_size,
+            upload_concurrency: if mem >= 1024 * MIB { 4 } else { 3 },
+            entry_window: 8 * threads.max(1),
+            max_transform_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
+            deadline_margin: Duration::from_secs(10),
+            kms_check: KmsCheck::Strict,
+        }
+    }
+
+    /// Settings from the environment (see the module table).
+    pub fn from_env() -> Settings {
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let memory = num("ARTIFACT_WORKER_MEMORY_MB")
+            .or_else(|| num("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
+            .unwrap_or(512);
+        let threads = num("ARTIFACT_WORKER_THREADS")
+            .map(|t| t as usize)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            });
+        let mut s = Settings::for_memory(memory, threads);
+        if let Some(ms) = num("ARTIFACT_WORKER_DEADLINE_MARGIN_MS") {
+            s.deadline_margin = Duration::from_millis(ms);
+        }
+        s.kms_check = match std::env::var("ARTIFACT_WORKER_KMS_CHECK").as_deref() {
+            Ok("off") => KmsCheck::Off,
+            Ok("warn") => KmsCheck::Warn,
+            _ => KmsCheck::Strict,
+        };
+        s
+    }
+
+    /// Size of multipart part `n` (1-based): doubles every 1,000 parts, so 10,000
+    /// parts reach far beyond S3's 5 TiB object limit; never above 5 GiB.
+    pub fn part_size_for(&self, n: i32) -> u64 {
+        let doublings = ((n.max(1) - 1) / 1000) as u32;
+        (self.part_size.max(5 * MIB) << doublings.min(12)).min(5 << 30)
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::for_memory(
+            512,
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_parts_cover_five_tib() {
+        let s = Settings::for_memory(128, 1);
+        let total: u64 = (1..=10_000).map(|n| s.part_size_for(n)).sum();
+        assert!(total > 5 << 40, "{total}");
+        assert!((1..=10_000).all(|n| s.part_size_for(n) <= 5 << 30));
+    }
+}

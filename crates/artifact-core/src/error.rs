@@ -1,0 +1,230 @@
+//! Job errors and their CodePipeline failure types.
+//!
+//! Each error's `Display` says what failed and where; the cause is chained with
+//! `#[source]`. [`JobError::report_message`] joins the chain into the message sent to
+//! PutJobFailureResult.
+
+use artifact_engine::entry::EntryError;
+use artifact_engine::{PlanError, ZipError};
+
+use crate::event::{EventError, S3Location};
+use crate::store::{StoreError, StoreErrorKind};
+
+/// `failureDetails.type` of PutJobFailureResult.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureType {
+    /// Generic failure (bad input artifact, internal error).
+    JobFailed,
+    /// The job is configured wrongly (UserParameters, event, key, routes).
+    ConfigurationError,
+    /// Credentials or a policy denied access (S3 or KMS), or credentials expired.
+    PermissionError,
+    /// The revision changed while the job ran.
+    RevisionOutOfSync,
+    /// An input artifact is missing.
+    RevisionUnavailable,
+    /// A service was unavailable or throttled past retries, or time ran out.
+    SystemUnavailable,
+}
+
+impl FailureType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureType::JobFailed => "JobFailed",
+            FailureType::ConfigurationError => "ConfigurationError",
+            FailureType::PermissionError => "PermissionError",
+            FailureType::RevisionOutOfSync => "RevisionOutOfSync",
+            FailureType::RevisionUnavailable => "RevisionUnavailable",
+            FailureType::SystemUnavailable => "SystemUnavailable",
+        }
+    }
+}
+
+/// Which side of the job an artifact error is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Reading an input.
+    Input,
+    /// Writing an output.
+    Output,
+}
+
+/// What went wrong with one artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactCause {
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The zip is broken or hostile.
+    #[error(transparent)]
+    Zip(#[from] ZipError),
+    /// An entry could not be processed.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// The output failed verification before completion.
+    #[error("{0}")]
+    Verify(String),
+    /// Two entries would get the same name in an output.
+    #[error("{0}")]
+    NameClash(String),
+}
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The event is not a valid job.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// `UserParameters` are invalid.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An input or output artifact failed.
+    #[error("{} artifact {name:?} ({location})", match side { Side::Input => "input", Side::Output => "output" })]
+    Artifact {
+        /// Input or output.
+        side: Side,
+        /// Artifact name.
+        name: String,
+        /// Its S3 location.
+        location: S3Location,
+        /// The cause.
+        #[source]
+        cause: ArtifactCause,
+    },
+    /// The job's KMS key is unusable.
+    #[error("encryption key {key:?}: {message}")]
+    Kms {
+        /// The key id from the event.
+        key: String,
+        /// What is wrong and what to check.
+        message: String,
+        /// Classification.
+        kind: StoreErrorKind,
+    },
+    /// `artifactCredentials.expirationTime` has passed.
+    #[error("the job's artifact credentials expired {0} ms ago; retry the action")]
+    CredentialsExpired(i64),
+    /// Not enough time left to finish and report.
+    #[error("stopped before the Lambda deadline: {0}")]
+    Deadline(String),
+    /// A bug (panic) — reported rather than leaving the pipeline hanging.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl JobError {
+    /// An artifact error.
+    pub fn artifact(
+        side: Side,
+        name: &str,
+        location: &S3Location,
+        cause: impl Into<ArtifactCause>,
+    ) -> Self {
+        JobError::Artifact {
+            side,
+            name: name.to_string(),
+            location: location.clone(),
+            cause: cause.into(),
+        }
+    }
+
+    /// The CodePipeline failure type.
+    pub fn failure_type(&self) -> FailureType {
+        use FailureType::*;
+        match self {
+            JobError::Event(_) | JobError::Plan(_) => ConfigurationError,
+            JobError::Kms { kind, .. } => match kind {
+                StoreErrorKind::AccessDenied => PermissionError,
+                StoreErrorKind::Unavailable => SystemUnavailable,
+                _ => ConfigurationError,
+            },
+            JobError::CredentialsExpired(_) => PermissionError,
+            JobError::Deadline(_) => SystemUnavailable,
+            JobError::Internal(_) => JobFailed,
+            JobError::Artifact { side, cause, .. } => match cause {
+                ArtifactCause::Store(s) => match (s.kind, side) {
+                    (StoreErrorKind::NotFound, Side::Input) => RevisionUnavailable,
+                    (StoreErrorKind::NotFound, Side::Output) => ConfigurationError,
+                    (StoreErrorKind::AccessDenied, _) => PermissionError,
+                    (StoreErrorKind::Unavailable, _) => SystemUnavailable,
+                    (StoreErrorKind::Invalid, _) => JobFailed,
+                },
+                ArtifactCause::Entry(EntryError::Transform(_)) => ConfigurationError,
+                ArtifactCause::NameClash(_) => ConfigurationError,
+                _ => JobFailed,
+            },
+        }
+    }
+
+    /// The message for PutJobFailureResult: the error and its causes, joined.
+    pub fn report_message(&self) -> String {
+        let mut msg = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg.push_str(": ");
+                msg.push_str(&text);
+            }
+            src = s.source();
+        }
+        msg
+    }
+}
+
+/// Cuts `s` to at most `max` characters (not bytes), on a char boundary, marking the cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let keep: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{keep}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_chars() {
+        let s = "é".repeat(6000);
+        let t = truncate_chars(&s, 5000);
+        assert_eq!(t.chars().count(), 5000);
+        assert!(t.ends_with('…'));
+        assert_eq!(truncate_chars("abc", 5), "abc");
+    }
+
+    #[test]
+    fn types_follow_causes() {
+        let loc = S3Location {
+            bucket_name: "b".into(),
+            object_key: "k".into(),
+        };
+        let e = |side, kind| {
+            JobError::artifact(
+                side,
+                "A",
+                &loc,
+                StoreError::new(kind, "GetObject", &loc, "x"),
+            )
+        };
+        assert_eq!(
+            e(Side::Input, StoreErrorKind::NotFound).failure_type(),
+            FailureType::RevisionUnavailable
+        );
+        assert_eq!(
+            e(Side::Input, StoreErrorKind::AccessDenied).failure_type(),
+            FailureType::PermissionError
+        );
+        assert_eq!(
+            e(Side::Output, StoreErrorKind::Unavailable).failure_type(),
+            FailureType::SystemUnavailable
+        );
+        let m = e(Side::Input, StoreErrorKind::NotFound).report_message();
+        assert!(
+            m.contains("input artifact \"A\" (s3://b/k): GetObject s3://b/k: x"),
+            "{m}"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! The job lifecycle: parse → validate → plan → check the key → index inputs →
+//! write outputs → report. Every job ends in exactly one report: success, a typed
+//! failure, a caught panic, or a deadline that came too close. On failure, open
+//! multipart uploads are aborted and outputs already written are deleted before the
+//! failure is reported.
+//!
+//! [`Worker::run`] does the work without reporting (library use, tests);
+//! [`Worker::handle`] is what the Lambda and the runner call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use artifact_engine::plan::{JobContext, Plan, PlanSpec};
+use futures::future::try_join_all;
+
+use crate::clients::StoreFactory;
+use crate::config::{KmsCheck, Settings};
+use crate::error::{FailureType, JobError, Side};
+use crate::event::{Event, Job};
+use crate::kms::KeyChecker;
+use crate::pipeline::{write_output, Ctx, InputRef, OutputSummary};
+use crate::report::{validate_variables, variable_key_part, ReportError, Reported, Reporter};
+use crate::sink::Cleanup;
+use crate::source::load_index;
+use crate::store::{Encryption, ObjectStore};
+
+/// A finished job's results.
+#[derive(Debug, Clone)]
+pub struct JobSuccess {
+    /// One summary per output artifact, in event order.
+    pub outputs: Vec<OutputSummary>,
+    /// Variables for PutJobSuccessResult.
+    pub output_variables: BTreeMap<String, String>,
+    /// Human summary for executionDetails.
+    pub summary: String,
+}
+
+/// How a handled event ended.
+#[derive(Debug, Clone)]
+pub struct Handled {
+    /// The job id.
+    pub job_id: String,
+    /// Success, or the failure type and message reported.
+    pub result: Result<JobSuccess, (FailureType, String)>,
+    /// Whether CodePipeline took the report or had one already.
+    pub reported: Reported,
+}
+
+/// Why an event could not be handled at all.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The event has no job id, so nothing can be reported.
+    #[error("not a CodePipeline job event (no CodePipeline.job.id): {0}")]
+    NoJobId(String),
+    /// The report could not be sent; the invocation should be retried.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Runs jobs. Build once per process; share between invocations.
+pub struct Worker {
+    settings: Settings,
+    pool: Arc<rayon::ThreadPool>,
+    stores: Arc<dyn StoreFactory>,
+    kms: Option<KeyChecker>,
+    reporter: Reporter,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker. `kms` is `None` where there is no KMS (the embedded local store).
+    pub fn new(
+        settings: Settings,
+        stores: Arc<dyn StoreFactory>,
+        kms: Option<KeyChecker>,
+        reporter: Reporter,
+    ) -> Self {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(settings.threads)
+            .thread_name(|i| format!("artifact-transform-{i}"))
+            .build()
+            .expect("building the transform thread pool");
+        Worker {
+            settings,
+            pool: Arc::new(pool),
+            stores,
+            kms,
+            reporter,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Handles one event end to end and reports it. `deadline` is when the
+    /// invocation is killed; `execution_id` (e.g. the Lambda request id) becomes
+    /// the report's externalExecutionId.
+    pub async fn handle(
+        &self,
+        event: serde_json::Value,
+        deadline: Instant,
+        execution_id: Option<&str>,
+    ) -> Result<Handled, HandleError> {
+        let (job, early) = match Event::parse(event) {
+            Ok(ev) => (Some(ev.job), None),
+            Err((e, Some(id))) if !id.trim().is_empty() => {
+                tracing::error!(job_id = %id, error = %e, "invalid event");
+                (None, Some((id, JobError::from(e))))
+            }
+            Err((e, _)) => return Err(HandleError::NoJobId(e.to_string())),
+        };
+        let (job_id, result) = match (job, early) {
+            (_, Some((id, err))) => (id, Err(err)),
+            (Some(job), None) => {
+                let id = job.id.clone();
+                (id, self.run_guarded(job, deadline).await)
+            }
+            (None, None) => unreachable!(),
+        };
+        let external = execution_id.unwrap_or(&job_id).to_string();
+        match result {
+            Ok(success) => {
+                let reported = self
+                    .reporter
+                    .success(
+                        &job_id,
+                        &success.output_variables,
+                        &success.summary,
+                        &external,
+                    )
+                    .await?;
+                tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
+                Ok(Handled {
+                    job_id,
+                    result: Ok(success),
+                    reported,
+                })
+            }
+            Err(err) => {
+                let kind = err.failure_type();
+                let message = err.report_message();
+                tracing::error!(job_id = %job_id, failure_type = kind.as_str(), error = %message, "job failed");
+                let reported = self
+                    .reporter
+                    .failure(&job_id, kind, &message, &external)
+                    .await?;
+                Ok(Handled {
+                    job_id,
+                    result: Err((kind, message)),
+                    reported,
+                })
+            }
+        }
+    }
+
+    /// Runs the job in its own task with the deadline, catching panics and cleaning
+    /// up after any failure.
+    async fn run_guarded(&self, job: Job, deadline: Instant) -> Result<JobSuccess, JobError> {
+        let store = self.stores.store_for(&job.data.artifact_credentials);
+        let cleanup = Arc::new(Cleanup::default());
+        let stop_at = deadline
+            .checked_sub(self.settings.deadline_margin)
+            .unwrap_or(deadline);
+        if Instant::now() >= stop_at {
+            return Err(JobError::Deadline(format!(
+                "the invocation had {} ms left, less than the {} ms kept for cleanup and reporting; \
+                 raise the function timeout",
+                deadline.saturating_duration_since(Instant::now()).as_millis(),
+                self.settings.deadline_margin.as_millis()
+            )));
+        }
+        let started = Instant::now();
+        let task = {
+            let this = self.clone_parts();
+            let (store, cleanup) = (store.clone(), cleanup.clone());
+            tokio::spawn(async move { this.run_with(&job, store, cleanup).await })
+        };
+        let abort = task.abort_handle();
+        let result = match tokio::time::timeout_at(stop_at.into(), task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) if join.is_panic() => Err(JobError::Internal(format!(
+                "the job panicked: {}",
+                crate::bridge::panic_message(&*join.into_panic())
+            ))),
+            Ok(Err(join)) => Err(JobError::Internal(format!("the job task failed: {join}"))),
+            Err(_) => {
+                abort.abort();
+                Err(JobError::Deadline(format!(
+                    "the job ran {:.1} s and would not finish before the Lambda deadline; raise the \
+                     function timeout or memory, or split the work",
+                    started.elapsed().as_secs_f64()
+                )))
+            }
+        };
+        if result.is_err() {
+            // Give the aborted task a moment to drop its in-flight requests.
+            tokio::task::yield_now().await;
+            for problem in cleanup.run(store.as_ref()).await {
+                tracing::warn!(error = %problem, "cleanup after a failed job");
+            }
+        }
+        result
+    }
+
+    fn clone_parts(&self) -> WorkerParts {
+        WorkerParts {
+            settings: self.settings.clone(),
+            pool: self.pool.clone(),
+            kms: self.kms.clone(),
+        }
+    }
+
+    /// Runs a job against `store` without reporting it. On error, the caller should
+    /// run `cleanup` (as [`Worker::handle`] does).
+    pub async fn run(
+        &self,
+        job: &Job,
+        store: Arc<dyn ObjectStore>,
+        cleanup: Arc<Cleanup>,
+    ) -> Result<JobSuccess, JobError> {
+        self.clone_parts().run_with(job, store, cleanup).await
+    }
+}
+
+struct WorkerParts {
+    settings: Settings,
+    pool: Arc<rayon::ThreadPool>,
+    kms: Option<KeyChecker>,
+}
+
+impl WorkerParts {
+    async fn run_with(
+        &self,
+        job: &Job,
+        store: Arc<dyn ObjectStore>,
+        cleanup: Arc<Cleanup>,
+    ) -> Result<JobSuccess, JobError> {
+        let started = Instant::now();
+        job.validate()?;
+        let data = &job.data;
+        if let Some(exp) = data.artifact_credentials.expiration_time {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as i64;
+            if exp <= now {
+                return Err(JobError::CredentialsExpired(now - exp));
+            }
+        }
+
+        // Plan: validated before any data moves.
+        let spec = PlanSpec::parse(
+            data.action_configuration
+                .configuration
+                .user_parameters
+                .as_deref(),
+        )?;
+        let mut builtins = BTreeMap::from([
+            ("CODEPIPELINE_JOB_ID".to_string(), job.id.clone()),
+            (
+                "CODEPIPELINE_ACCOUNT_ID".to_string(),
+                job.account_id.clone(),
+            ),
+        ]);
+        for a in &data.input_artifacts {
+            if let Some(rev) = &a.revision {
+                builtins.insert(
+                    format!(
+                        "{}_REVISION",
+                        variable_key_part(&a.name).replace(['-', '@'], "_")
+                    ),
+                    rev.clone(),
+                );
+            }
+        }
+        let ctx = JobContext {
+            inputs: data
+                .input_artifacts
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
+            outputs: data
+                .output_artifacts
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
+            builtins,
+        };
+        let plan = Arc::new(Plan::compile(&spec, &ctx)?);
+
+        // Key check, with the function's own credentials.
+        let encryption = Encryption {
+            kms_key_id: data.encryption_key.as_ref().map(|k| k.id.clone()),
+        };
+        if let (Some(key), Some(kms)) = (&encryption.kms_key_id, &self.kms) {
+            if self.settings.kms_check != KmsCheck::Off {
+                match kms.check(key).await {
+                    Ok(()) => {}
+                    Err(e)
+                        if self.settings.kms_check == KmsCheck::Warn
+                            && KeyChecker::is_denied(&e) =>
+                    {
+                        tracing::warn!(error = %e, "KMS key check skipped");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        // Index the inputs that feed some output.
+        let mut needed: Vec<usize> = (0..data.output_artifacts.len())
+            .flat_map(|o| plan.route(o).to_vec())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        let indexes = try_join_all(needed.iter().map(|&i| {
+            let a = &data.input_artifacts[i];
+            let loc = Job::location(a);
+            let store = store.clone();
+            async move {
+                load_index(store.as_ref(), loc)
+                    .await
+                    .map(|idx| (i, Arc::new(idx)))
+                    .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))
+            }
+        }))
+        .await?;
+        let index_of = |i: usize| {
+            indexes
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, x)| x.clone())
+                .expect("indexed above")
+        };
+
+        let pctx = Ctx {
+            store: store.clone(),
+            settings: &self.settings,
+            pool: self.pool.clone(),
+            plan: plan.clone(),
+            encryption,
+            cleanup,
+        };
+        let mut outputs = Vec::new();
+        for (o, a) in data.output_artifacts.iter().enumerate() {
+            let inputs: Vec<InputRef> = plan
+                .route(o)
+                .iter()
+                .map(|&i| InputRef {
+                    name: data.input_artifacts[i].name.clone(),
+                    index: index_of(i),
+                })
+                .collect();
+            outputs.push(write_output(&pctx, &a.name, Job::location(a), &inputs).await?);
+        }
+
+        let mut vars = BTreeMap::new();
+        for o in &outputs {
+            let k = variable_key_part(&o.name);
+            vars.insert(format!("{k}_entries"), o.entries.to_string());
+            vars.insert(format!("{k}_bytes"), o.object.bytes.to_string());
+            vars.insert(format!("{k}_sha256"), o.object.sha256.clone());
+            vars.insert(
+                format!("{k}_transformed"),
+                o.transformed_entries.to_string(),
+            );
+        }
+        validate_variables(&vars)
+            .map_err(|m| JobError::Internal(format!("built-in output variables: {m}")))?;
+        let secs = started.elapsed().as_secs_f64();
+        let summary = if outputs.is_empty() {
+            format!(
+                "No output artifacts; checked {} input(s) in {secs:.1} s",
+                indexes.len()
+            )
+        } else {
+            let parts: Vec<String> = outputs
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}: {} entries ({} transformed, {} dropped), {} bytes",
+                        o.name, o.entries, o.transformed_entries, o.dropped_entries, o.object.bytes
+                    )
+                })
+                .collect();
+            format!("{} in {secs:.1} s", parts.join("; "))
+        };
+        Ok(JobSuccess {
+            outputs,
+            output_variables: vars,
+            summary,
+        })
+    }
+}
