@@ -11,17 +11,19 @@ What it shows, in the order the Rust integration tests rely on it:
   2. S3 with the admin identity: CreateBucket; PutObject with aws:kms + key ARN;
      HeadObject reports aws:kms and the same ARN; GetObject returns the bytes.
   3. STS AssumeRole served on the S3 endpoint, signed with the admin identity,
-     RoleArn empty: session credentials (ASIA... + token). GetObject works with
-     them, fails with an unknown access key, with a wrong token, and when the
-     static admin key is sent together with a session token.
+     RoleArn empty (RoleSessionName 2-64 chars, DurationSeconds 900-43200):
+     session credentials (ASIA... + token). GetObject and an SSE-KMS PutObject
+     work with them; GetObject fails with an unknown access key, without or with
+     a forged token, and when the static admin key is sent with a session token.
      The same call is also made raw (POST form body, SigV4 service "sts") to
      pin the wire shape the Rust tests replicate.
   4. Multipart upload with SSE-KMS, parts 5 MiB + 1 byte: completes, ETag ends
      in "-2", HEAD reports aws:kms + ARN, content round-trips.
   5. Ranged GET: 206, Content-Range, the right bytes.
-  6. Quirks (reported, not asserted): unknown KMS key id on PutObject; SSE
-     headers on CreateMultipartUpload / CompleteMultipartUpload responses;
-     PutObject to a missing bucket.
+  6. Quirks (reported, not asserted): unknown KMS key id on PutObject; aws:kms
+     without a key id; a key alias as SSEKMSKeyId; SSE headers on
+     CreateMultipartUpload / CompleteMultipartUpload responses; PutObject to a
+     missing bucket.
 """
 
 import hashlib
@@ -205,11 +207,14 @@ def _():
     return f"{root.tag.split('}')[1]} -> {key}"
 
 
-@step("GetObject with session credentials works; unknown key / wrong token fail")
+@step("Session credentials: GetObject and SSE-KMS PutObject work; unknown key / bad token fail")
 def _():
     c = state["session"]
     sess = s3_client(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
     assert sess.get_object(Bucket=bucket, Key="sse/one")["Body"].read().startswith(b"hello")
+    sess.put_object(Bucket=bucket, Key="sse/by-session", Body=b"written with session creds",
+                    ServerSideEncryption="aws:kms", SSEKMSKeyId=state["arn"])
+    assert sess.head_object(Bucket=bucket, Key="sse/by-session")["SSEKMSKeyId"] == state["arn"]
     unknown = error_code(lambda: s3_client("AKIAUNKNOWNKEY000000", "x" * 40).get_object(
         Bucket=bucket, Key="sse/one"))
     assert unknown is not None, "unknown access key was accepted"
@@ -283,6 +288,16 @@ def quirks():
         print(f"  PutObject with an unknown KMS key: HTTP "
               f"{exc.response['ResponseMetadata']['HTTPStatusCode']} "
               f"{exc.response['Error'].get('Code')}")
+    code = error_code(lambda: admin.put_object(Bucket=bucket, Key="sse/nokey", Body=b"x",
+                                               ServerSideEncryption="aws:kms"))
+    print(f"  PutObject aws:kms without SSEKMSKeyId (no aws/s3 default key): {code or 'accepted'}")
+    alias = f"alias/{bucket}"
+    kms.create_alias(AliasName=alias, TargetKeyId=state["arn"])
+    admin.put_object(Bucket=bucket, Key="sse/alias", Body=b"x",
+                     ServerSideEncryption="aws:kms", SSEKMSKeyId=alias)
+    shown = admin.head_object(Bucket=bucket, Key="sse/alias").get("SSEKMSKeyId")
+    print(f"  PutObject with SSEKMSKeyId={alias}: HEAD shows "
+          f"{'the key ARN' if shown == state['arn'] else repr(shown)}")
     code = error_code(lambda: admin.put_object(Bucket=bucket + "-missing", Key="k", Body=b"x"))
     print(f"  PutObject to a missing bucket: {code or 'accepted'}")
 

@@ -362,12 +362,12 @@ impl Plan {
         for (i, s) in self.steps.iter().enumerate() {
             match s {
                 Step::Include(g) => {
-                    if !g.is_match(name) && !(is_dir && g.is_match(name.trim_end_matches('/'))) {
+                    if !matches(g, name, is_dir) {
                         return Decision::Drop;
                     }
                 }
                 Step::Exclude(g) => {
-                    if g.is_match(name) || (is_dir && g.is_match(name.trim_end_matches('/'))) {
+                    if matches(g, name, is_dir) {
                         return Decision::Drop;
                     }
                 }
@@ -449,6 +449,11 @@ impl Plan {
             }
         })
     }
+}
+
+/// Directories match with or without their trailing `/`.
+fn matches(g: &GlobSet, name: &str, is_dir: bool) -> bool {
+    g.is_match(name) || (is_dir && g.is_match(name.trim_end_matches('/')))
 }
 
 fn valid_var_name(v: &str) -> bool {

@@ -1,0 +1,223 @@
+//! The pipeline against the in-memory store with injected faults: every failure is
+//! typed, aborts the multipart upload and leaves no object; reads are ranged and
+//! bounded; outputs are deterministic.
+
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+
+use artifact_core::clients::{codepipeline_client, FixedStore};
+use artifact_core::report::Reporter;
+use artifact_core::sink::Cleanup;
+use artifact_core::store::memory::{Fault, MemoryStore};
+use artifact_core::store::{ObjectStore, StoreErrorKind};
+use artifact_core::{Event, FailureType, JobError, JobSuccess, Settings, Worker};
+
+fn worker(settings: Settings) -> Worker {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    // `run` never reports; the reporter points nowhere.
+    Worker::new(
+        settings,
+        Arc::new(FixedStore(Arc::new(MemoryStore::new()))),
+        None,
+        Reporter::new(codepipeline_client(&sdk, Some("http://127.0.0.1:9"))),
+    )
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn big_zip(entries: usize, size: usize) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..entries {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        w.start_file(format!("d/{i:04}.bin"), opts).unwrap();
+        w.write_all(&noise(size, i as u64)).unwrap();
+    }
+    w.start_file("cfg.txt", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(b"env=dev").unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+fn job(params: &str) -> artifact_core::Job {
+    let v = serde_json::json!({"CodePipeline.job": {"id": "0a1b2c3d-0000-4000-8000-00000000000f", "accountId": "1", "data": {
+        "actionConfiguration": {"configuration": {"FunctionName": "f", "UserParameters": params}},
+        "inputArtifacts": [{"name": "In", "revision": null, "location": {"type": "S3", "s3Location": {"bucketName": "b", "objectKey": "in.zip"}}}],
+        "outputArtifacts": [{"name": "Out", "revision": null, "location": {"type": "S3", "s3Location": {"bucketName": "b", "objectKey": "out.zip"}}}],
+        "artifactCredentials": {"accessKeyId": "A", "secretAccessKey": "S", "sessionToken": "T"},
+        "encryptionKey": {"id": "alias/pipeline", "type": "KMS"}
+    }}});
+    Event::parse(v).unwrap().job
+}
+
+fn small_settings() -> Settings {
+    let mut s = Settings::for_memory(128, 2);
+    s.read_chunk = 1 << 20;
+    s.read_budget = 4 << 20;
+    s.part_size = 5 << 20;
+    s.upload_concurrency = 2;
+    s
+}
+
+async fn run(
+    store: &Arc<MemoryStore>,
+    params: &str,
+) -> (Result<JobSuccess, JobError>, Arc<Cleanup>) {
+    let w = worker(small_settings());
+    let cleanup = Arc::new(Cleanup::default());
+    let r = w.run(&job(params), store.clone(), cleanup.clone()).await;
+    if r.is_err() {
+        cleanup.run(store.as_ref() as &dyn ObjectStore).await;
+    }
+    (r, cleanup)
+}
+
+const EDIT: &str = r#"{"steps":[{"replace":{"files":["cfg.txt"],"find":"dev","with":"prod"}}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_ranged_and_bounded_and_output_is_encrypted_and_deterministic() {
+    let store = Arc::new(MemoryStore::new());
+    let input = big_zip(40, 500_000); // ~20 MB
+    store.insert("b", "in.zip", input.clone());
+    let (r, _) = run(&store, EDIT).await;
+    let ok = r.unwrap();
+    let stats = store.stats();
+    assert!(
+        stats.max_range <= 1 << 20,
+        "no range larger than a chunk: {}",
+        stats.max_range
+    );
+    assert!(
+        stats.bytes_read < input.len() as u64 + (128 << 10),
+        "each byte read about once: {}",
+        stats.bytes_read
+    );
+    assert!(ok.outputs[0].object.parts >= 4);
+    let (body, enc) = store.object("b", "out.zip").unwrap();
+    assert_eq!(enc.kms_key_id.as_deref(), Some("alias/pipeline"));
+    let mut a = zip::ZipArchive::new(Cursor::new(body.to_vec())).unwrap();
+    assert_eq!(a.len(), 41);
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut a.by_name("cfg.txt").unwrap(), &mut s).unwrap();
+    assert_eq!(s, "env=prod");
+    // Same job again: byte-identical output.
+    let (r2, _) = run(&store, EDIT).await;
+    assert_eq!(
+        r2.unwrap().outputs[0].object.sha256,
+        ok.outputs[0].object.sha256
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_failure_mid_way_aborts_and_leaves_nothing() {
+    for (op, nth) in [
+        ("UploadPart", 2),
+        ("CompleteMultipartUpload", 0),
+        ("CreateMultipartUpload", 0),
+    ] {
+        let store = Arc::new(MemoryStore::new());
+        store.insert("b", "in.zip", big_zip(40, 500_000));
+        store.inject(Fault {
+            op,
+            nth,
+            kind: StoreErrorKind::Unavailable,
+        });
+        let (r, cleanup) = run(&store, "").await;
+        let err = r.unwrap_err();
+        assert_eq!(err.failure_type(), FailureType::SystemUnavailable, "{op}");
+        assert!(
+            err.report_message().contains("output artifact \"Out\""),
+            "{}",
+            err.report_message()
+        );
+        assert!(
+            store.object("b", "out.zip").is_none(),
+            "{op}: no partial object"
+        );
+        assert_eq!(store.open_uploads(), 0, "{op}: upload aborted");
+        assert!(cleanup.open_uploads().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_failures_are_typed() {
+    for (kind, want) in [
+        (StoreErrorKind::Unavailable, FailureType::SystemUnavailable),
+        (StoreErrorKind::AccessDenied, FailureType::PermissionError),
+        (StoreErrorKind::NotFound, FailureType::RevisionUnavailable),
+    ] {
+        let store = Arc::new(MemoryStore::new());
+        store.insert("b", "in.zip", big_zip(40, 500_000));
+        // A late entry-data read, after the output upload started.
+        store.inject(Fault {
+            op: "GetObject",
+            nth: 12,
+            kind,
+        });
+        let (r, _) = run(&store, "").await;
+        let err = r.unwrap_err();
+        assert_eq!(err.failure_type(), want);
+        assert!(
+            err.report_message().contains("input artifact \"In\""),
+            "{}",
+            err.report_message()
+        );
+        assert!(store.object("b", "out.zip").is_none());
+        assert_eq!(store.open_uploads(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_archives_fail_cleanly() {
+    let good = big_zip(3, 1000);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty object", vec![]),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("garbage", noise(5000, 9)),
+    ];
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    w.start_file("../../etc/passwd", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(b"x").unwrap();
+    cases.push(("traversal", w.finish().unwrap().into_inner()));
+    let mut lying = good.clone();
+    let n = lying.len();
+    lying[n - 6..n - 2].copy_from_slice(&(n as u32 + 100).to_le_bytes());
+    cases.push(("cd offset past the end", lying));
+    for (what, bytes) in cases {
+        let store = Arc::new(MemoryStore::new());
+        store.insert("b", "in.zip", bytes);
+        let (r, _) = run(&store, "").await;
+        let err = r.unwrap_err();
+        assert_eq!(err.failure_type(), FailureType::JobFailed, "{what}: {err}");
+        assert!(
+            err.report_message().contains("\"In\""),
+            "{what}: {}",
+            err.report_message()
+        );
+        assert!(store.object("b", "out.zip").is_none(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn panics_on_the_pool_become_errors() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let r: Result<(), String> = artifact_core::bridge::on_pool(&pool, || panic!("boom")).await;
+    assert_eq!(r.unwrap_err(), "boom");
+}
