@@ -52,7 +52,7 @@ fn embedded_default_runs_the_sample_event() {
         .arg(&store)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a failed job exits 2");
+    assert_eq!(out.status.code(), Some(3), "a failed job exits 3");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     assert_eq!(v["status"], "Failed");
     assert_eq!(v["failure"]["type"], "ConfigurationError");

@@ -471,3 +471,40 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Reads `bytes` with java.util.zip (streaming and central directory) through
+/// `tests/support/ZipCheck.java`; returns the entry count.
+pub fn check_with_java(bytes: &[u8]) -> usize {
+    let dir = tempfile_dir();
+    let path = dir.join("out.zip");
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new("java")
+        .arg(repo_root().join("tests/support/ZipCheck.java"))
+        .arg(&path)
+        .output()
+        .expect("running java");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "java.util.zip rejected the output: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Builds archives with real tools (Info-ZIP, JDK jar, Python zipfile) into a fresh
+/// directory; see `tests/support/make_tool_zips.py`.
+pub fn tool_zips() -> PathBuf {
+    let dir = tempfile_dir();
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/support/make_tool_zips.py"))
+        .arg(&dir)
+        .output()
+        .expect("running make_tool_zips.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}

@@ -237,7 +237,7 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     if handled.result.is_err() {
-        std::process::exit(2);
+        std::process::exit(3);
     }
     Ok(())
 }
