@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use artifact_engine::plan::{JobContext, Plan, PlanSpec};
+use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
 use futures::future::try_join_all;
 
 use crate::clients::StoreFactory;
@@ -65,6 +65,7 @@ pub struct Worker {
     stores: Arc<dyn StoreFactory>,
     kms: Option<KeyChecker>,
     reporter: Reporter,
+    steps: StepRegistry,
 }
 
 impl std::fmt::Debug for Worker {
@@ -94,7 +95,15 @@ impl Worker {
             stores,
             kms,
             reporter,
+            steps: StepRegistry::new(),
         }
+    }
+
+    /// Makes the custom steps in `steps` available to `UserParameters`
+    /// (`{"custom": {"name": ...}}`).
+    pub fn with_steps(mut self, steps: StepRegistry) -> Self {
+        self.steps = steps;
+        self
     }
 
     /// The settings in use.
@@ -217,6 +226,7 @@ impl Worker {
             settings: self.settings.clone(),
             pool: self.pool.clone(),
             kms: self.kms.clone(),
+            steps: self.steps.clone(),
         }
     }
 
@@ -236,6 +246,7 @@ struct WorkerParts {
     settings: Settings,
     pool: Arc<rayon::ThreadPool>,
     kms: Option<KeyChecker>,
+    steps: StepRegistry,
 }
 
 impl WorkerParts {
@@ -296,7 +307,7 @@ impl WorkerParts {
                 .collect(),
             builtins,
         };
-        let plan = Arc::new(Plan::compile(&spec, &ctx)?);
+        let plan = Arc::new(Plan::compile_with(&spec, &ctx, &self.steps)?);
 
         // Key check, with the function's own credentials.
         let encryption = Encryption {
@@ -318,8 +329,10 @@ impl WorkerParts {
         }
 
         // Index the inputs that feed some output.
-        let mut needed: Vec<usize> = (0..data.output_artifacts.len())
-            .flat_map(|o| plan.route(o).to_vec())
+        let mut needed: Vec<usize> = plan
+            .outputs()
+            .iter()
+            .flat_map(|o| o.sources.iter().map(|s| s.input))
             .collect();
         needed.sort_unstable();
         needed.dedup();
@@ -354,14 +367,15 @@ impl WorkerParts {
         let mut outputs = Vec::new();
         for (o, a) in data.output_artifacts.iter().enumerate() {
             let inputs: Vec<InputRef> = plan
-                .route(o)
+                .output(o)
+                .sources
                 .iter()
-                .map(|&i| InputRef {
-                    name: data.input_artifacts[i].name.clone(),
-                    index: index_of(i),
+                .map(|s| InputRef {
+                    name: s.input_name.clone(),
+                    index: index_of(s.input),
                 })
                 .collect();
-            outputs.push(write_output(&pctx, &a.name, Job::location(a), &inputs).await?);
+            outputs.push(write_output(&pctx, o, Job::location(a), &inputs).await?);
         }
 
         let mut vars = BTreeMap::new();
@@ -375,8 +389,26 @@ impl WorkerParts {
                 o.transformed_entries.to_string(),
             );
         }
-        validate_variables(&vars)
-            .map_err(|m| JobError::Internal(format!("built-in output variables: {m}")))?;
+        for o in &outputs {
+            for e in &o.exports {
+                if vars.contains_key(&e.variable) {
+                    return Err(JobError::Plan(artifact_engine::PlanError {
+                        path: "export.variable".into(),
+                        message: format!(
+                            "{:?} clashes with a built-in output variable",
+                            e.variable
+                        ),
+                    }));
+                }
+                vars.insert(e.variable.clone(), e.value.clone());
+            }
+        }
+        validate_variables(&vars).map_err(|m| {
+            JobError::Plan(artifact_engine::PlanError {
+                path: "export".into(),
+                message: m,
+            })
+        })?;
         let secs = started.elapsed().as_secs_f64();
         let summary = if outputs.is_empty() {
             format!(
@@ -388,8 +420,13 @@ impl WorkerParts {
                 .iter()
                 .map(|o| {
                     format!(
-                        "{}: {} entries ({} transformed, {} dropped), {} bytes",
-                        o.name, o.entries, o.transformed_entries, o.dropped_entries, o.object.bytes
+                        "{}: {} entries ({} transformed, {} dropped, {} added), {} bytes",
+                        o.name,
+                        o.entries,
+                        o.transformed_entries,
+                        o.dropped_entries,
+                        o.added_entries,
+                        o.object.bytes
                     )
                 })
                 .collect();

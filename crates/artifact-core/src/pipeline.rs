@@ -5,11 +5,12 @@
 //! Output order is deterministic (route order, then central-directory order), so the
 //! same inputs and plan always give a byte-identical output.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use artifact_engine::entry::{meta_for, process_entry, EntryOutput};
-use artifact_engine::plan::{Decision, Plan};
+use artifact_engine::entry::{
+    extras, planned_meta, process_entry, ManifestRow, Processed, StreamHash,
+};
+use artifact_engine::plan::{layout_output, Export, Plan};
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -47,6 +48,10 @@ pub struct OutputSummary {
     pub transformed_entries: u64,
     /// Entries left out by the plan.
     pub dropped_entries: u64,
+    /// Files added by `add` and `manifest` steps.
+    pub added_entries: u64,
+    /// Output variables exported by `export` steps.
+    pub exports: Vec<Export>,
     /// Object as written.
     pub object: SinkSummary,
 }
@@ -67,66 +72,51 @@ pub struct Ctx<'a> {
     pub cleanup: Arc<Cleanup>,
 }
 
-struct Planned {
-    input: usize,
-    entry: usize,
-    decision: Decision,
-}
-
 enum Out {
-    Entry(EntryOutput),
-    BigStart(EntryMeta),
+    Entry(Box<Processed>),
+    BigStart(Box<(EntryMeta, Option<StreamHash>)>),
     Data(Bytes),
     End,
 }
 
-/// Writes output `name` at `location` from `inputs` (in route order).
+/// Writes output `o` of the plan at `location` from `inputs` (one per source of the
+/// output, in order).
 pub async fn write_output(
     ctx: &Ctx<'_>,
-    name: &str,
+    o: usize,
     location: &S3Location,
     inputs: &[InputRef],
 ) -> Result<OutputSummary, JobError> {
+    let op = ctx.plan.output(o);
+    let name = op.name.as_str();
     let out_err = |cause: ArtifactCause| JobError::artifact(Side::Output, name, location, cause);
 
-    // Decide every entry before any data moves; catch name clashes across inputs.
-    let mut planned = Vec::new();
+    // Decide every entry before any data moves: renames, selection, name clashes.
+    let names: Vec<Vec<(&str, bool)>> = inputs
+        .iter()
+        .map(|i| {
+            i.index
+                .entries
+                .iter()
+                .map(|e| (e.name.as_str(), e.is_dir()))
+                .collect()
+        })
+        .collect();
+    let layout = layout_output(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
+    let dropped = layout.dropped;
     let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut dropped = 0u64;
-    for (i, input) in inputs.iter().enumerate() {
-        for (j, e) in input.index.entries.iter().enumerate() {
-            let decision = ctx.plan.decide(&e.name, e.is_dir());
-            if decision == Decision::Drop {
-                dropped += 1;
-                continue;
-            }
-            if let Some(&other) = names.get(e.name.as_str()) {
-                if !(e.is_dir() && other != i) {
-                    return Err(out_err(ArtifactCause::NameClash(format!(
-                        "entry {:?} comes from both input {:?} and input {:?}; route them to \
-                         different outputs or exclude one",
-                        e.name, inputs[other].name, input.name
-                    ))));
-                }
-                dropped += 1; // the same directory in two inputs: keep the first
-                continue;
-            }
-            names.insert(&e.name, i);
-            let whole = matches!(decision, Decision::Transform(_));
-            wants[i].push(Want {
-                entry: j,
-                whole,
-                tag: planned.len(),
-            });
-            planned.push(Planned {
-                input: i,
-                entry: j,
-                decision,
-            });
-        }
+    for (tag, p) in layout.entries.iter().enumerate() {
+        let e = &inputs[p.source].index.entries[p.entry];
+        let ep = &p.plan;
+        let whole =
+            !ep.ops.is_empty() || ep.level.is_some() || ep.method.is_some_and(|m| m != e.method);
+        wants[p.source].push(Want {
+            entry: p.entry,
+            whole,
+            tag,
+        });
     }
-    let planned = Arc::new(planned);
+    let planned = Arc::new(layout.entries);
 
     let settings = ctx.settings;
     let budget = Arc::new(Semaphore::new(settings.read_budget as usize));
@@ -168,33 +158,54 @@ pub async fn write_output(
                     Piece::BigEnd => return Ok(Out::End),
                     Piece::BigStart { tag } => {
                         let p = &planned[tag];
-                        let e = &inputs[p.input].index.entries[p.entry];
-                        return Ok(Out::BigStart(meta_for(e, &e.name)));
+                        let input = &inputs[p.source];
+                        let e = &input.index.entries[p.entry];
+                        let hash = if p.plan.hash {
+                            Some(StreamHash::new(e).map_err(|err| {
+                                JobError::artifact(
+                                    Side::Input,
+                                    &input.name,
+                                    &input.index.location,
+                                    err,
+                                )
+                            })?)
+                        } else {
+                            None
+                        };
+                        return Ok(Out::BigStart(Box::new((planned_meta(e, &p.plan), hash))));
                     }
                     Piece::Whole { tag, region } => (tag, region),
                 };
                 let p = &planned[tag];
-                let input = &inputs[p.input];
+                let input = &inputs[p.source];
                 let in_err = |c: ArtifactCause| {
                     JobError::artifact(Side::Input, &input.name, &input.index.location, c)
                 };
-                if p.decision == Decision::Raw {
-                    let e = &input.index.entries[p.entry];
-                    return process_entry(e, &e.name, region, &plan, &p.decision, max)
-                        .map(Out::Entry)
+                let e = &input.index.entries[p.entry];
+                if !p.plan.needs_content(e.method) {
+                    let op = plan.output(o);
+                    return process_entry(e, region, op, &p.plan, max)
+                        .map(|x| Out::Entry(Box::new(x)))
                         .map_err(|err| in_err(err.into()));
                 }
                 let index = input.index.clone();
-                let (entry, decision) = (p.entry, p.decision.clone());
+                let planned2 = planned.clone();
                 let r = on_pool(&pool, move || {
-                    let e = &index.entries[entry];
-                    process_entry(e, &e.name, region, &plan, &decision, max)
+                    let p = &planned2[tag];
+                    process_entry(
+                        &index.entries[p.entry],
+                        region,
+                        plan.output(o),
+                        &p.plan,
+                        max,
+                    )
                 })
                 .await
                 .map_err(|panic| {
                     JobError::Internal(format!("transforming an entry panicked: {panic}"))
                 })?;
-                r.map(Out::Entry).map_err(|err| in_err(err.into()))
+                r.map(|x| Out::Entry(Box::new(x)))
+                    .map_err(|err| in_err(err.into()))
             }
         })
         .buffered(settings.entry_window.max(1));
@@ -209,9 +220,13 @@ pub async fn write_output(
     );
     let mut writer = ZipWriter::new();
     let (mut raw, mut transformed, mut big_written) = (0u64, 0u64, 0u64);
+    let mut big: Option<(EntryMeta, Option<StreamHash>)> = None;
+    let mut exports: Vec<Export> = Vec::new();
+    let mut rows: Vec<ManifestRow> = Vec::new();
     while let Some(item) = processed.next().await {
         match item? {
-            Out::Entry(o) => {
+            Out::Entry(p) => {
+                let o = p.output;
                 let h = writer
                     .local_header(&o.meta)
                     .map_err(|e| out_err(e.into()))?;
@@ -224,23 +239,53 @@ pub async fn write_output(
                 } else {
                     transformed += 1
                 }
+                exports.extend(p.exports);
+                rows.extend(p.manifest);
             }
-            Out::BigStart(meta) => {
+            Out::BigStart(b) => {
+                let (meta, hash) = *b;
                 let h = writer.local_header(&meta).map_err(|e| out_err(e.into()))?;
                 sink.write(h).await.map_err(|e| out_err(e.into()))?;
                 big_written = 0;
+                big = Some((meta, hash));
             }
             Out::Data(b) => {
                 big_written += b.len() as u64;
+                if let Some((meta, Some(hash))) = &mut big {
+                    hash.update(&b).map_err(|e| {
+                        out_err(ArtifactCause::Verify(format!("{}: {e}", meta.name)))
+                    })?;
+                }
                 sink.write(b).await.map_err(|e| out_err(e.into()))?;
             }
             Out::End => {
                 writer
                     .end_entry(big_written)
                     .map_err(|e| out_err(e.into()))?;
+                if let Some((meta, Some(hash))) = big.take() {
+                    let sha256 = hash.finish().map_err(|e| out_err(e.into()))?;
+                    rows.push(ManifestRow {
+                        path: meta.name,
+                        size: meta.uncompressed_size,
+                        sha256,
+                    });
+                }
                 raw += 1;
             }
         }
+    }
+    let missing = op
+        .missing_exports(&exports)
+        .map_err(|e| out_err(ArtifactCause::Entry(e.into())))?;
+    exports.extend(missing);
+    let mut added = 0;
+    for (meta, data) in extras(op, &mut rows) {
+        let h = writer.local_header(&meta).map_err(|e| out_err(e.into()))?;
+        let n = data.len() as u64;
+        sink.write(h).await.map_err(|e| out_err(e.into()))?;
+        sink.write(data).await.map_err(|e| out_err(e.into()))?;
+        writer.end_entry(n).map_err(|e| out_err(e.into()))?;
+        added += 1;
     }
     let entries = writer.entries();
     let trailer = writer.finish(b"").map_err(|e| out_err(e.into()))?;
@@ -253,6 +298,8 @@ pub async fn write_output(
         raw_entries: raw,
         transformed_entries: transformed,
         dropped_entries: dropped,
+        added_entries: added,
+        exports,
         object,
     })
 }

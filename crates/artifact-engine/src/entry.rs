@@ -11,7 +11,9 @@ use std::io::{Read, Write};
 use bytes::Bytes;
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 
-use crate::plan::{Decision, Plan, TransformError};
+use sha2::{Digest, Sha256};
+
+use crate::plan::{EntryPlan, Export, Extra, OutputPlan, TransformError};
 use crate::zip::read::{check_local_header, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 use crate::zip::EntryMeta;
 use crate::ZipError;
@@ -87,60 +89,230 @@ pub fn compressed_data(e: &CdEntry, region: &Bytes) -> Result<Bytes, ZipError> {
     Ok(region.slice(start as usize..end as usize))
 }
 
-/// Processes one entry according to `decision` (which must not be `Drop`).
+/// A manifest line: path, uncompressed size, SHA-256 of the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRow {
+    /// Path in the output.
+    pub path: String,
+    /// Uncompressed size.
+    pub size: u64,
+    /// Hex SHA-256 of the uncompressed content.
+    pub sha256: String,
+}
+
+/// An entry after processing.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// What the writer writes.
+    pub output: EntryOutput,
+    /// Values exported by export steps.
+    pub exports: Vec<Export>,
+    /// The entry's manifest line, when the output has a manifest.
+    pub manifest: Option<ManifestRow>,
+}
+
+const S_IFMT: u32 = 0o170000;
+
+/// Header fields for `e` as planned (name, time, permissions), data unchanged.
+pub fn planned_meta(e: &CdEntry, ep: &EntryPlan) -> EntryMeta {
+    let mut meta = meta_for(e, &ep.name);
+    if let Some((date, time)) = ep.mtime {
+        meta.dos_date = date;
+        meta.dos_time = time;
+    }
+    if let Some(mode) = ep.mode {
+        let is_dir = ep.name.ends_with('/');
+        let unix = if meta.host == 3 {
+            e.external_attrs >> 16
+        } else {
+            0
+        };
+        let kind = match unix & S_IFMT {
+            0 if is_dir => 0o040000,
+            0 => 0o100000,
+            k => k,
+        };
+        meta.host = 3;
+        meta.external_attrs = ((kind | mode) << 16) | if is_dir { 0x10 } else { 0 };
+    }
+    meta
+}
+
+/// Processes one entry of an output according to its plan.
 pub fn process_entry(
     e: &CdEntry,
-    out_name: &str,
     region: Bytes,
-    plan: &Plan,
-    decision: &Decision,
+    op: &OutputPlan,
+    ep: &EntryPlan,
     max_transform_size: u64,
-) -> Result<EntryOutput, EntryError> {
+) -> Result<Processed, EntryError> {
     let data = compressed_data(e, &region)?;
-    let ops = match decision {
-        Decision::Transform(ops) if !ops.is_empty() => ops,
-        _ => {
-            return Ok(EntryOutput {
-                meta: meta_for(e, out_name),
+    let mut meta = planned_meta(e, ep);
+    if !ep.needs_content(e.method) {
+        return Ok(Processed {
+            output: EntryOutput {
+                meta,
                 data,
                 raw: true,
-            })
-        }
-    };
+            },
+            exports: Vec::new(),
+            manifest: None,
+        });
+    }
     if e.uncompressed_size > max_transform_size {
         return Err(ZipError::Limit(format!(
             "entry {:?} is {} bytes uncompressed; entries larger than {} bytes cannot be \
-             transformed (raise the limit or exclude the entry from content steps)",
+             transformed, exported from or recompressed (raise the function memory or leave \
+             the entry out of those steps)",
             e.name, e.uncompressed_size, max_transform_size
         ))
         .into());
     }
     let plain = decompress(e, &data)?;
-    let changed = plan.apply(ops, &e.name, plain.clone())?;
-    if changed == plain {
-        return Ok(EntryOutput {
-            meta: meta_for(e, out_name),
-            data,
-            raw: true,
+    let (new, exports, unchanged) = if ep.ops.is_empty() {
+        (plain, Vec::new(), true)
+    } else {
+        let (new, exports) = op.apply(&ep.ops, &ep.name, plain.clone())?;
+        let same = new == plain;
+        (new, exports, same)
+    };
+    let manifest = ep.hash.then(|| ManifestRow {
+        path: ep.name.clone(),
+        size: new.len() as u64,
+        sha256: hex::encode(Sha256::digest(&new)),
+    });
+    let can_keep = e.method == METHOD_STORED || e.method == METHOD_DEFLATED;
+    let target = ep
+        .method
+        .unwrap_or(if can_keep { e.method } else { METHOD_DEFLATED });
+    if unchanged && target == e.method && ep.level.is_none() {
+        return Ok(Processed {
+            output: EntryOutput {
+                meta,
+                data,
+                raw: true,
+            },
+            exports,
+            manifest,
         });
     }
-    let crc = crc32fast::hash(&changed);
-    let (method, body) = if e.method == METHOD_STORED {
-        (METHOD_STORED, changed.clone())
+    let crc = crc32fast::hash(&new);
+    let body = if target == METHOD_STORED {
+        new.clone()
     } else {
-        (METHOD_DEFLATED, deflate(&changed, 6))
+        deflate(&new, ep.level.unwrap_or(6))
     };
-    let mut meta = meta_for(e, out_name);
-    meta.method = method;
-    meta.min_version = if method == METHOD_STORED { 10 } else { 20 };
+    meta.method = target;
+    meta.min_version = if target == METHOD_STORED { 10 } else { 20 };
     meta.crc32 = crc;
     meta.compressed_size = body.len() as u64;
-    meta.uncompressed_size = changed.len() as u64;
-    Ok(EntryOutput {
-        meta,
-        data: Bytes::from(body),
-        raw: false,
+    meta.uncompressed_size = new.len() as u64;
+    Ok(Processed {
+        output: EntryOutput {
+            meta,
+            data: Bytes::from(body),
+            raw: false,
+        },
+        exports,
+        manifest,
     })
+}
+
+/// Hashes an entry from its compressed data fed in pieces (large entries that are
+/// copied raw but listed in a manifest): inflates on the fly, checks size and CRC.
+pub struct StreamHash {
+    name: String,
+    crc: u32,
+    size: u64,
+    inflate: Option<flate2::write::DeflateDecoder<HashSink>>,
+    stored: Option<HashSink>,
+}
+
+/// Counts, CRCs and hashes what is written to it; refuses more than `limit` bytes.
+pub struct HashSink {
+    sha: Sha256,
+    crc: crc32fast::Hasher,
+    n: u64,
+    limit: u64,
+}
+
+impl Write for HashSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.n += b.len() as u64;
+        if self.n > self.limit {
+            return Err(std::io::Error::other("inflates beyond its declared size"));
+        }
+        self.sha.update(b);
+        self.crc.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl StreamHash {
+    /// A hasher for `e` (stored or deflated).
+    pub fn new(e: &CdEntry) -> Result<Self, ZipError> {
+        let sink = HashSink {
+            sha: Sha256::new(),
+            crc: crc32fast::Hasher::new(),
+            n: 0,
+            limit: e.uncompressed_size,
+        };
+        let (inflate, stored) = match e.method {
+            METHOD_STORED => (None, Some(sink)),
+            METHOD_DEFLATED => (Some(flate2::write::DeflateDecoder::new(sink)), None),
+            m => {
+                return Err(ZipError::Unsupported(format!(
+                    "entry {:?} uses compression method {m}; it cannot be hashed for the manifest",
+                    e.name
+                )))
+            }
+        };
+        Ok(StreamHash {
+            name: e.name.clone(),
+            crc: e.crc32,
+            size: e.uncompressed_size,
+            inflate,
+            stored,
+        })
+    }
+
+    /// Feeds the next compressed bytes.
+    pub fn update(&mut self, b: &[u8]) -> Result<(), ZipError> {
+        let r = match (&mut self.inflate, &mut self.stored) {
+            (Some(d), _) => d.write_all(b),
+            (_, Some(s)) => s.write_all(b),
+            _ => Ok(()),
+        };
+        r.map_err(|err| ZipError::Data {
+            name: self.name.clone(),
+            why: err.to_string(),
+        })
+    }
+
+    /// Checks size and CRC; returns the hex SHA-256.
+    pub fn finish(self) -> Result<String, ZipError> {
+        let sink = match (self.inflate, self.stored) {
+            (Some(d), _) => d.finish().map_err(|err| ZipError::Data {
+                name: self.name.clone(),
+                why: format!("deflate stream: {err}"),
+            })?,
+            (_, Some(s)) => s,
+            _ => unreachable!(),
+        };
+        if sink.n != self.size || sink.crc.clone().finalize() != self.crc {
+            return Err(ZipError::Data {
+                name: self.name,
+                why: format!(
+                    "inflates to {} bytes with a CRC that does not match the central directory",
+                    sink.n
+                ),
+            });
+        }
+        Ok(hex::encode(sink.sha.finalize()))
+    }
 }
 
 /// Decompresses an entry's data, stopping at its declared size, and checks the CRC.
@@ -196,4 +368,48 @@ pub fn deflate(data: &[u8], level: u32) -> Vec<u8> {
     );
     enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
+}
+
+/// The added files and manifests of an output, encoded (deflate, fixed 1980-01-01
+/// timestamp, mode 0644), in step order; each manifest lists `rows` plus the files
+/// added before it, and added files are appended to `rows`.
+pub fn extras(op: &OutputPlan, rows: &mut Vec<ManifestRow>) -> Vec<(EntryMeta, Bytes)> {
+    let mut out = Vec::new();
+    for x in op.extras() {
+        let (path, content) = match x {
+            Extra::Add { path, data } => (path, data.to_vec()),
+            Extra::Manifest { path } => (path, manifest_json(rows)),
+        };
+        rows.push(ManifestRow {
+            path: path.to_string(),
+            size: content.len() as u64,
+            sha256: hex::encode(Sha256::digest(&content)),
+        });
+        let body = deflate(&content, 6);
+        let meta = EntryMeta::file(
+            path,
+            METHOD_DEFLATED,
+            crc32fast::hash(&content),
+            body.len() as u64,
+            content.len() as u64,
+        );
+        out.push((meta, Bytes::from(body)));
+    }
+    out
+}
+
+/// `{"entries": [{"path", "size", "sha256"}, ...]}`, one entry per line.
+pub fn manifest_json(rows: &[ManifestRow]) -> Vec<u8> {
+    let mut s = String::from("{\n  \"entries\": [");
+    for (i, r) in rows.iter().enumerate() {
+        let line = serde_json::json!({"path": r.path, "size": r.size, "sha256": r.sha256});
+        s.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        s.push_str(&line.to_string());
+    }
+    s.push_str(if rows.is_empty() {
+        "]\n}\n"
+    } else {
+        "\n  ]\n}\n"
+    });
+    s.into_bytes()
 }

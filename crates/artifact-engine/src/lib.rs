@@ -10,7 +10,7 @@ pub mod memory;
 pub mod plan;
 pub mod zip;
 
-pub use entry::{process_entry, EntryOutput};
+pub use entry::{process_entry, EntryOutput, Processed};
 pub use plan::{Plan, PlanError, PlanSpec};
 
 /// Errors from reading or writing zip structures and entry data.

@@ -1,60 +1,77 @@
 //! Whole-archive rewriting in memory: the same per-entry path the streaming worker
-//! uses, for fuzzing, benchmarks, unit tests and small local jobs.
+//! uses, for fuzzing, benchmarks, unit tests and small local jobs. One input, one
+//! output (the plan's first output, fed by its first source).
 
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use crate::entry::{process_entry, EntryError};
-use crate::plan::{Decision, Plan};
+use crate::entry::{process_entry, EntryError, ManifestRow, Processed};
+use crate::plan::{layout_output, Export, Plan};
 use crate::zip::read::{index_bytes, region_ends};
 use crate::zip::ZipWriter;
+use crate::ZipError;
 
 /// Summary of a rewrite.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RewriteStats {
-    /// Entries written.
+    /// Entries written (added files and manifest included).
     pub entries: u64,
     /// Entries copied raw.
     pub raw: u64,
     /// Entries dropped by the plan.
     pub dropped: u64,
+    /// Exported variables.
+    pub exports: Vec<Export>,
 }
 
-/// Rewrites `archive` through `plan` (route ignored: one input, one output), processing
-/// entries in parallel on the current rayon pool; output order is input order.
+/// Rewrites `archive` through output 0 of `plan`, processing entries in parallel on
+/// the current rayon pool; output order is the plan's order.
 pub fn rewrite(
     archive: &[u8],
     plan: &Plan,
     max_transform_size: u64,
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+    let op = plan.output(0);
     let (eocd, entries) = index_bytes(archive)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
+    let names: Vec<(&str, bool)> = entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.is_dir()))
+        .collect();
+    let layout = layout_output(op, &[names]).map_err(ZipError::Malformed)?;
     let bytes = Bytes::copy_from_slice(archive);
-    let outputs: Vec<_> = entries
+    let outputs: Vec<Processed> = layout
+        .entries
         .par_iter()
-        .zip(ends.par_iter())
-        .map(|(e, &end)| {
-            let decision = plan.decide(&e.name, e.is_dir());
-            if decision == Decision::Drop {
-                return Ok(None);
-            }
-            let region = bytes.slice(e.header_offset as usize..end as usize);
-            process_entry(e, &e.name, region, plan, &decision, max_transform_size).map(Some)
+        .map(|p| {
+            let e = &entries[p.entry];
+            let region = bytes.slice(e.header_offset as usize..ends[p.entry] as usize);
+            process_entry(e, region, op, &p.plan, max_transform_size)
         })
         .collect::<Result<_, EntryError>>()?;
     let mut w = ZipWriter::new();
     let mut out = Vec::with_capacity(archive.len());
-    let mut stats = RewriteStats::default();
-    for o in outputs {
-        let Some(o) = o else {
-            stats.dropped += 1;
-            continue;
-        };
-        out.extend_from_slice(&w.local_header(&o.meta)?);
-        out.extend_from_slice(&o.data);
-        w.end_entry(o.data.len() as u64)?;
+    let mut stats = RewriteStats {
+        dropped: layout.dropped,
+        ..Default::default()
+    };
+    let mut rows: Vec<ManifestRow> = Vec::new();
+    for p in outputs {
+        out.extend_from_slice(&w.local_header(&p.output.meta)?);
+        out.extend_from_slice(&p.output.data);
+        w.end_entry(p.output.data.len() as u64)?;
         stats.entries += 1;
-        stats.raw += o.raw as u64;
+        stats.raw += p.output.raw as u64;
+        stats.exports.extend(p.exports);
+        rows.extend(p.manifest);
+    }
+    let missing = op.missing_exports(&stats.exports)?;
+    stats.exports.extend(missing);
+    for (meta, data) in crate::entry::extras(op, &mut rows) {
+        out.extend_from_slice(&w.local_header(&meta)?);
+        out.extend_from_slice(&data);
+        w.end_entry(data.len() as u64)?;
+        stats.entries += 1;
     }
     out.extend_from_slice(&w.finish(&eocd.comment)?);
     Ok((out, stats))

@@ -598,36 +598,6 @@ pub fn check_local_header(buf: &[u8], e: &CdEntry) -> Result<Option<LocalHeader>
     Ok(Some(LocalHeader { len }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_that_escape_are_rejected() {
-        for bad in ["", "/etc/passwd", "a/../../b", "..", "C:/x", "a//b", "a\0b"] {
-            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
-        }
-        for good in ["a", "a/b/", "dir/", "ünï/ćode.txt", "a..b", ".hidden"] {
-            assert!(validate_name(good).is_ok(), "{good:?} rejected");
-        }
-    }
-
-    #[test]
-    fn dos_backslashes_are_normalised_and_cp437_decoded() {
-        assert_eq!(decode_name(b"a\\b.txt", 0, 0, None).unwrap(), "a/b.txt");
-        assert_eq!(decode_name(b"a\\b.txt", 0, 3, None).unwrap(), "a\\b.txt");
-        assert_eq!(decode_name(&[0x81, b'x'], 0, 0, None).unwrap(), "üx");
-        assert!(decode_name(&[0xff, 0xfe], FLAG_UTF8, 3, None).is_err());
-    }
-
-    #[test]
-    fn garbage_is_not_a_zip() {
-        assert!(matches!(parse_tail(b"hello", 5), Err(ZipError::NotZip(_))));
-        let junk = vec![7u8; 1000];
-        assert!(matches!(parse_tail(&junk, 1000), Err(ZipError::NotZip(_))));
-    }
-}
-
 /// For each entry (same order as `entries`), the end of its *region*: the offset of
 /// the next local header in the archive, or the central directory. An entry's local
 /// header, data and any data descriptor must fit in `[header_offset, end)`; this is
@@ -693,4 +663,34 @@ pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
         .ok_or_else(|| ZipError::Malformed("central directory lies outside the archive".into()))?;
     let entries = parse_central_directory(cd, &eocd)?;
     Ok((eocd, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_escape_are_rejected() {
+        for bad in ["", "/etc/passwd", "a/../../b", "..", "C:/x", "a//b", "a\0b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", "a/b/", "dir/", "ünï/ćode.txt", "a..b", ".hidden"] {
+            assert!(validate_name(good).is_ok(), "{good:?} rejected");
+        }
+    }
+
+    #[test]
+    fn dos_backslashes_are_normalised_and_cp437_decoded() {
+        assert_eq!(decode_name(b"a\\b.txt", 0, 0, None).unwrap(), "a/b.txt");
+        assert_eq!(decode_name(b"a\\b.txt", 0, 3, None).unwrap(), "a\\b.txt");
+        assert_eq!(decode_name(&[0x81, b'x'], 0, 0, None).unwrap(), "üx");
+        assert!(decode_name(&[0xff, 0xfe], FLAG_UTF8, 3, None).is_err());
+    }
+
+    #[test]
+    fn garbage_is_not_a_zip() {
+        assert!(matches!(parse_tail(b"hello", 5), Err(ZipError::NotZip(_))));
+        let junk = vec![7u8; 1000];
+        assert!(matches!(parse_tail(&junk, 1000), Err(ZipError::NotZip(_))));
+    }
 }

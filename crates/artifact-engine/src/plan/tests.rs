@@ -1,0 +1,401 @@
+use super::*;
+
+fn ctx(i: &[&str], o: &[&str]) -> JobContext {
+    JobContext {
+        inputs: i.iter().map(|s| s.to_string()).collect(),
+        outputs: o.iter().map(|s| s.to_string()).collect(),
+        builtins: BTreeMap::from([("CODEPIPELINE_JOB_ID".into(), "j-1".into())]),
+    }
+}
+
+fn plan(json: &str, c: &JobContext) -> Result<Plan, PlanError> {
+    Plan::compile(&PlanSpec::parse(Some(json))?, c)
+}
+
+fn one(json: &str) -> Plan {
+    plan(json, &ctx(&["A"], &["X"])).unwrap()
+}
+
+fn name_of(p: &Plan, n: &str) -> Option<String> {
+    p.output(0)
+        .decide(0, n, n.ends_with('/'))
+        .unwrap()
+        .map(|e| e.name)
+}
+
+#[test]
+fn empty_parameters_copy_everything() {
+    let p = Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx(&["A"], &["X", "Y"])).unwrap();
+    let e = p.output(1).decide(0, "a/b.txt", false).unwrap().unwrap();
+    assert_eq!(e.name, "a/b.txt");
+    assert!(!e.needs_content(8));
+    assert_eq!(p.output(1).sources[0].input, 0);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let c = ctx(&["A"], &["X"]);
+    let cases = [
+        (
+            r#"{"steps":[{"exclude":["a"]},{"replace":{"files":["["],"find":"a","with":"b"}}]}"#,
+            "steps[1].replace.files[0]",
+            "invalid glob",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"]},{"replce":{}}]}"#,
+            "steps[1]",
+            "replace",
+        ),
+        (r#"{"stepz":[]}"#, "stepz", "unknown field"),
+        (
+            r#"{"outputs":{"X":{"from":["Nope"]}}}"#,
+            "outputs.X.from[0]",
+            "no input artifact",
+        ),
+        (
+            r#"{"outputs":{"Nope":{"from":["A"]}}}"#,
+            "outputs.Nope",
+            "no output artifact",
+        ),
+        (
+            r#"{"steps":[{"replace":{"files":["*"],"find":"","with":"b"}}]}"#,
+            "steps[0].replace.find",
+            "empty",
+        ),
+        (
+            r#"{"steps":[{"replace":{"files":["*"],"regex":"(","with":"b"}}]}"#,
+            "steps[0].replace.regex",
+            "invalid regex",
+        ),
+        (
+            r#"{"steps":[{"replace":{"files":["*"],"find":"a","regex":"b","with":"b"}}]}"#,
+            "steps[0].replace",
+            "exactly one",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"x"}}]}"#,
+            "steps[0].move.to",
+            "needs `to`",
+        ),
+        (
+            r#"{"steps":[{"move":{}}]}"#,
+            "steps[0].move",
+            "does nothing",
+        ),
+        (
+            r#"{"steps":[{"set":{"files":["a.json"],"pointer":"x","value":1}}]}"#,
+            "steps[0].set.pointer",
+            "start with",
+        ),
+        (
+            r#"{"steps":[{"add":{"path":"../x","text":"t"}}]}"#,
+            "steps[0].add.path",
+            "..",
+        ),
+        (
+            r#"{"steps":[{"add":{"path":"x","base64":"!!"}}]}"#,
+            "steps[0].add.base64",
+            "base64",
+        ),
+        (
+            r#"{"steps":[{"export":{"variable":"a.b","file":"x"}}]}"#,
+            "steps[0].export.variable",
+            "[A-Za-z0-9@_-]+",
+        ),
+        (
+            r#"{"steps":[{"export":{"variable":"v","file":"x.txt","pointer":"/a"}}]}"#,
+            "steps[0].export.format",
+            "format",
+        ),
+        (
+            r#"{"steps":[{"pack":{"level":12}}]}"#,
+            "steps[0].pack.level",
+            "0 to 9",
+        ),
+        (
+            r#"{"steps":[{"pack":{"mtime":"1970-01-01"}}]}"#,
+            "steps[0].pack.mtime",
+            "1980",
+        ),
+        (
+            r#"{"steps":[{"pack":{"file_mode":"rwx"}}]}"#,
+            "steps[0].pack.file_mode",
+            "octal",
+        ),
+        (
+            r#"{"steps":[{"custom":{"name":"nope","files":["*"]}}]}"#,
+            "steps[0].custom.name",
+            "no custom step",
+        ),
+        (
+            r#"{"steps":[{"include":{"files":["*"],"inputs":["Z"]}}]}"#,
+            "steps[0].include.inputs[0]",
+            "no input",
+        ),
+        (
+            r#"{"steps":[{"include":7}]}"#,
+            "steps[0].include",
+            "list of globs",
+        ),
+        (
+            r#"{"steps":[{"template":{"files":"*.json"}}]}"#,
+            "steps[0].template.files",
+            "sequence",
+        ),
+        (r#"{"variables":{"1X":"a"}}"#, "variables.1X", "letters"),
+        (
+            r#"{"on_unknown_variable":"ignore"}"#,
+            "on_unknown_variable",
+            "keep",
+        ),
+        (
+            r#"{"outputs":{"X":{"from":[{"input":"A","prefx":"a/"}]}}}"#,
+            "outputs.X.from[0]",
+            "input",
+        ),
+    ];
+    for (json, path, words) in cases {
+        let e = plan(json, &c).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e}");
+        assert!(e.message.contains(words), "{json}: {e}");
+    }
+    let e = PlanSpec::parse(Some("input_parameter")).unwrap_err();
+    assert_eq!(e.path, "(document)");
+}
+
+#[test]
+fn globs_are_gitignore_like() {
+    let p =
+        one(r#"{"steps":[{"exclude":["*.map","docs/**"]},{"include":["src/**","README.md"]}]}"#);
+    assert_eq!(name_of(&p, "src/deep/x.js.map"), None);
+    assert_eq!(name_of(&p, "docs/a.md"), None);
+    assert_eq!(
+        name_of(&p, "src/deep/x.js").as_deref(),
+        Some("src/deep/x.js")
+    );
+    assert_eq!(
+        name_of(&p, "other/README.md").as_deref(),
+        Some("other/README.md")
+    );
+    assert_eq!(name_of(&p, "other.txt"), None);
+    assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
+}
+
+#[test]
+fn moves_rename() {
+    let p = one(
+        r#"{"steps":[{"move":{"strip_prefix":"dist/"}},{"move":{"files":["*.js"],"regex":"(.*)\\.js","to":"js/$1.mjs"}},{"move":{"files":["img/**"],"flatten":true,"add_prefix":"static/"}}]}"#,
+    );
+    assert_eq!(name_of(&p, "dist/app.js").as_deref(), Some("js/app.mjs"));
+    assert_eq!(name_of(&p, "dist/css/a.css").as_deref(), Some("css/a.css"));
+    assert_eq!(
+        name_of(&p, "img/x/y/logo.png").as_deref(),
+        Some("static/logo.png")
+    );
+    assert_eq!(name_of(&p, "img/x/"), None, "flatten drops directories");
+    assert_eq!(
+        name_of(&p, "dist/"),
+        None,
+        "the stripped prefix itself disappears"
+    );
+    let p = one(r#"{"steps":[{"move":{"regex":"(.*)","to":"../$1"}}]}"#);
+    assert!(p
+        .output(0)
+        .decide(0, "a", false)
+        .unwrap_err()
+        .contains("invalid"));
+}
+
+#[test]
+fn content_steps_and_exports() {
+    let p = one(r#"{"variables":{"VERSION":"1.2.3"},"steps":[
+            {"template":{"files":["*.json"]}},
+            {"replace":{"files":["*.json"],"find":"aa","with":"b"}},
+            {"replace":{"files":["*.txt"],"regex":"v(\\d+)","with":"w$1"}},
+            {"set":{"files":["cfg.json"],"pointer":"/tag","value":"${VERSION}-x"}},
+            {"export":{"variable":"Tag","file":"cfg.json","pointer":"/tag"}},
+            {"export":{"variable":"Major","file":"notes.txt","regex":"w(\\d+)"}}
+        ]}"#);
+    let o = p.output(0);
+    let e = o.decide(0, "cfg.json", false).unwrap().unwrap();
+    let (out, ex) = o
+        .apply(
+            &e.ops,
+            "cfg.json",
+            br#"{"v": "${VERSION}", "j": "${CODEPIPELINE_JOB_ID}", "x": "aaa", "tag": "old"}"#
+                .to_vec(),
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"v": "1.2.3", "j": "j-1", "x": "ba", "tag": "1.2.3-x"}"#
+    );
+    assert_eq!(
+        ex,
+        vec![Export {
+            variable: "Tag".into(),
+            value: "1.2.3-x".into()
+        }]
+    );
+    let e = o.decide(0, "notes.txt", false).unwrap().unwrap();
+    let (out, ex) = o.apply(&e.ops, "notes.txt", b"v7 and v8".to_vec()).unwrap();
+    assert_eq!(out, b"w7 and w8");
+    assert_eq!(ex[0].value, "7");
+    // Missing export file without default is an error naming the step.
+    let err = o.missing_exports(&ex).unwrap_err();
+    assert!(err.to_string().contains("steps[4] (export)"), "{err}");
+}
+
+#[test]
+fn strict_templates_fail_with_the_entry() {
+    let p = one(r#"{"on_unknown_variable":"fail","steps":[{"template":{"files":["*"]}}]}"#);
+    let e = p
+        .output(0)
+        .apply(&[0], "f", b"${NOPE}".to_vec())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("NOPE") && e.to_string().contains("\"f\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn pack_sets_header_fields_and_compression() {
+    let p = one(
+        r#"{"steps":[{"pack":{"mtime":"1980-01-01T00:00:00","file_mode":"644","dir_mode":"755"}},{"pack":{"files":["*.png"],"compression":"store"}}]}"#,
+    );
+    let f = p.output(0).decide(0, "a/x.png", false).unwrap().unwrap();
+    assert_eq!(
+        (f.method, f.mode, f.mtime),
+        (Some(0), Some(0o644), Some((33, 0)))
+    );
+    assert!(f.needs_content(8) && !f.needs_content(0));
+    let d = p.output(0).decide(0, "a/", true).unwrap().unwrap();
+    assert_eq!(d.mode, Some(0o755));
+}
+
+#[test]
+fn routing_merge_split_and_conflicts() {
+    let c = ctx(&["A", "B"], &["X"]);
+    let p = plan("{}", &c).unwrap();
+    assert_eq!(p.output(0).sources.len(), 2);
+    let e = layout_output(
+        p.output(0),
+        &[
+            vec![("a.txt", false), ("d/", true)],
+            vec![("a.txt", false), ("d/", true)],
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("\"a.txt\"") && e.contains("\"A\"") && e.contains("\"B\""),
+        "{e}"
+    );
+    let p = plan(
+        r#"{"outputs":{"X":{"from":["A","B"],"on_conflict":"last"}}}"#,
+        &c,
+    )
+    .unwrap();
+    let l = layout_output(
+        p.output(0),
+        &[
+            vec![("a.txt", false), ("d/", true)],
+            vec![("a.txt", false), ("d/", true)],
+        ],
+    )
+    .unwrap();
+    let got: Vec<_> = l
+        .entries
+        .iter()
+        .map(|e| (e.source, e.plan.name.as_str()))
+        .collect();
+    assert_eq!(got, [(0, "d/"), (1, "a.txt")]);
+    let p = plan(
+        r#"{"outputs":{"X":{"from":[{"input":"A","prefix":"a/"},{"input":"B","prefix":"b/"}]}}}"#,
+        &c,
+    )
+    .unwrap();
+    let l = layout_output(p.output(0), &[vec![("x", false)], vec![("x", false)]]).unwrap();
+    assert_eq!(
+        l.entries
+            .iter()
+            .map(|e| e.plan.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a/x", "b/x"]
+    );
+    // Split one input into two outputs by glob.
+    let c = ctx(&["A"], &["Web", "Api"]);
+    let p = plan(r#"{"outputs":{"Web":{"from":["A"],"steps":[{"include":["web/**"]}]},"Api":{"from":["A"],"steps":[{"include":["api/**"]},{"move":{"strip_prefix":"api/"}}]}}}"#, &c).unwrap();
+    assert_eq!(p.output(0).decide(0, "api/x", false).unwrap(), None);
+    assert_eq!(
+        p.output(1).decide(0, "api/x", false).unwrap().unwrap().name,
+        "x"
+    );
+    assert_eq!(
+        plan("{}", &ctx(&["A", "B", "C"], &["X", "Y"]))
+            .unwrap_err()
+            .path,
+        "outputs"
+    );
+}
+
+#[test]
+fn adds_and_manifest() {
+    let p = one(
+        r#"{"variables":{"V":"3"},"steps":[{"add":{"path":"build.txt","text":"v=${V}"}},{"manifest":{}}]}"#,
+    );
+    let ex = p.output(0).extras();
+    assert!(matches!(
+        ex[0],
+        Extra::Add {
+            path: "build.txt",
+            data: b"v=3"
+        }
+    ));
+    assert!(matches!(
+        ex[1],
+        Extra::Manifest {
+            path: "manifest.json"
+        }
+    ));
+    assert!(p.output(0).decide(0, "x", false).unwrap().unwrap().hash);
+    let e = layout_output(p.output(0), &[vec![("build.txt", false)]]).unwrap_err();
+    assert!(e.contains("build.txt"), "{e}");
+}
+
+#[test]
+fn custom_steps_resolve_from_the_registry() {
+    let mut r = StepRegistry::new();
+    r.register("upper", |opts: &serde_json::Value| {
+        let suffix = opts
+            .get("suffix")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        Ok(Arc::new(move |_: &str, d: Vec<u8>| {
+            Ok([d.to_ascii_uppercase(), suffix.as_bytes().to_vec()].concat())
+        }) as Arc<dyn CustomStep>)
+    });
+    let spec = PlanSpec::parse(Some(
+        r#"{"steps":[{"custom":{"name":"upper","files":["*.txt"],"options":{"suffix":"!"}}}]}"#,
+    ))
+    .unwrap();
+    let p = Plan::compile_with(&spec, &ctx(&["A"], &["X"]), &r).unwrap();
+    let e = p.output(0).decide(0, "a.txt", false).unwrap().unwrap();
+    assert_eq!(
+        p.output(0)
+            .apply(&e.ops, "a.txt", b"hi".to_vec())
+            .unwrap()
+            .0,
+        b"HI!"
+    );
+    assert!(
+        p.output(0)
+            .decide(0, "a.bin", false)
+            .unwrap()
+            .unwrap()
+            .ops
+            .is_empty(),
+        "untouched entries stay raw"
+    );
+}
