@@ -31,7 +31,7 @@ def source():
 def templates():
     with zipfile.ZipFile(ROOT / "Templates.zip", "w") as z:
         add(z, "template.yml", "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n")
-        add(z, "template-config.json", '{"Parameters": {"ImageTag": "${VERSION}"}}\n')
+        add(z, "template-config.json", '{\n  "Parameters": {\n    "ImageTag": "latest",\n    "Stage": "prod"\n  },\n  "Tags": {\n    "team": "orders"\n  }\n}\n')
 
 
 if __name__ == "__main__":

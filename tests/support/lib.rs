@@ -508,3 +508,158 @@ pub fn tool_zips() -> PathBuf {
     );
     dir
 }
+
+/// What a transform example produced: entries (path → content) per output artifact,
+/// the raw zip per output, and the reported output variables.
+#[derive(Debug, Default)]
+pub struct Produced {
+    /// Output name → path → content (directories included, empty).
+    pub files: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<u8>>>,
+    /// Output name → zip bytes.
+    pub zips: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Output variables as recorded by the CodePipeline endpoint.
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+impl Produced {
+    /// Records an output zip.
+    pub fn add_output(&mut self, name: &str, zip: Vec<u8>) {
+        self.files
+            .insert(name.to_string(), read_zip(&zip).into_iter().collect());
+        self.zips.insert(name.to_string(), zip);
+    }
+    /// Paths of an output, in archive order.
+    pub fn paths(&self, output: &str) -> Vec<String> {
+        read_zip(&self.zips[output])
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+    /// One file's text.
+    pub fn text(&self, output: &str, path: &str) -> String {
+        let f = self.files[output]
+            .get(path)
+            .unwrap_or_else(|| panic!("{output} has no {path:?}: {:?}", self.paths(output)));
+        String::from_utf8(f.clone()).unwrap()
+    }
+}
+
+/// A documented transform example: its event file and what its output must hold.
+pub type Example = (&'static str, fn(&Produced));
+
+/// The examples of `docs/transforms.md`, each an event in `events/`, with checks.
+pub fn transform_examples() -> Vec<Example> {
+    vec![
+        ("transform-select.json", |p| {
+            assert_eq!(
+                p.paths("Bundle"),
+                [
+                    "package.json",
+                    "dist/",
+                    "dist/app.js",
+                    "template.yml",
+                    "template-config.json"
+                ]
+            );
+        }),
+        ("transform-move.json", |p| {
+            assert_eq!(
+                p.paths("Site"),
+                [
+                    "site/package.json",
+                    "site/",
+                    "site/app.js",
+                    "site/conf/app.yaml",
+                    "site/img/logo.png"
+                ]
+            );
+        }),
+        ("transform-replace.json", |p| {
+            assert!(p
+                .text("Patched", "config/app.yml")
+                .starts_with("service: orders-api-blue\n"));
+            assert!(p
+                .text("Patched", "dist/app.js")
+                .starts_with("console.info('[orders-api] ${VERSION}');"));
+        }),
+        ("transform-template.json", |p| {
+            assert!(p
+                .text("Rendered", "package.json")
+                .contains("\"version\": \"1.4.2\""));
+            assert!(p
+                .text("Rendered", "dist/app.js")
+                .starts_with("console.log('orders-api 1.4.2');"));
+            let yml = p.text("Rendered", "config/app.yml");
+            assert!(
+                yml.contains("image_tag: 1.4.2\nbuild: 7e500000-0000-4000-8000-000000000004\n"),
+                "{yml}"
+            );
+        }),
+        ("transform-set.json", |p| {
+            let t = p.text("Deploy", "template-config.json");
+            assert_eq!(t, "{\n  \"Parameters\": {\n    \"ImageTag\": \"v1.4.2\",\n    \"Stage\": \"prod\"\n  },\n  \"Tags\": {\n    \"team\": \"orders\"\n  }\n}\n");
+        }),
+        ("transform-add-manifest.json", |p| {
+            let paths = p.paths("Release");
+            assert_eq!(
+                &paths[paths.len() - 3..],
+                ["build-info.json", "static/pixel.gif", "MANIFEST.json"]
+            );
+            assert_eq!(p.text("Release", "build-info.json"), "{\"version\": \"1.4.2\", \"job\": \"7e500000-0000-4000-8000-000000000006\", \"commit\": \"3f7c9a1e2b4d\"}\n");
+            assert_eq!(p.files["Release"]["static/pixel.gif"][..6], *b"GIF89a");
+            let m: serde_json::Value =
+                serde_json::from_str(&p.text("Release", "MANIFEST.json")).unwrap();
+            let rows = m["entries"].as_array().unwrap();
+            assert_eq!(rows.len(), 7, "every file before the manifest");
+            use sha2::Digest;
+            for r in rows {
+                let path = r["path"].as_str().unwrap();
+                let data = &p.files["Release"][path];
+                assert_eq!(r["size"], data.len());
+                assert_eq!(
+                    r["sha256"],
+                    hex::encode(sha2::Sha256::digest(data)),
+                    "{path}"
+                );
+            }
+        }),
+        ("transform-export.json", |p| {
+            assert_eq!(p.vars["AppVersion"], "1.4.2");
+            assert_eq!(p.vars["ServiceName"], "orders-api");
+            assert_eq!(p.vars["Entrypoint"], "dist/app.js");
+            assert_eq!(p.vars["Changelog"], "none");
+        }),
+        ("transform-merge.json", |p| {
+            let paths = p.paths("Everything");
+            assert_eq!(paths.len(), 9);
+            assert_eq!(paths[0], "app/package.json");
+            assert_eq!(
+                &paths[7..],
+                ["infra/template.yml", "infra/template-config.json"]
+            );
+        }),
+        ("transform-split.json", |p| {
+            assert_eq!(p.paths("Web"), ["dist/", "dist/app.js", "static/logo.png"]);
+            assert_eq!(p.paths("Config"), ["app.yml"]);
+        }),
+        ("transform-pack.json", |p| {
+            let zip = &p.zips["Reproducible"];
+            let mut a = zip::ZipArchive::new(Cursor::new(zip.as_slice())).unwrap();
+            for i in 0..a.len() {
+                let f = a.by_index(i).unwrap();
+                let dt = f.last_modified().unwrap();
+                assert_eq!(
+                    (dt.year(), dt.month(), dt.day(), dt.hour()),
+                    (1980, 1, 1, 0),
+                    "{}",
+                    f.name()
+                );
+                let mode = f.unix_mode().unwrap() & 0o777;
+                assert_eq!(mode, if f.is_dir() { 0o755 } else { 0o644 }, "{}", f.name());
+                if f.name().ends_with(".png") {
+                    assert_eq!(f.compression(), zip::CompressionMethod::Stored);
+                }
+            }
+        }),
+    ]
+}

@@ -19,6 +19,7 @@ pub mod sink;
 pub mod source;
 pub mod store;
 
+pub use artifact_engine::plan::{CustomStep, StepRegistry};
 pub use config::Settings;
 pub use error::{FailureType, JobError};
 pub use event::{Event, Job};

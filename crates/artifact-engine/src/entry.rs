@@ -402,9 +402,12 @@ pub fn extras(op: &OutputPlan, rows: &mut Vec<ManifestRow>) -> Vec<(EntryMeta, B
 pub fn manifest_json(rows: &[ManifestRow]) -> Vec<u8> {
     let mut s = String::from("{\n  \"entries\": [");
     for (i, r) in rows.iter().enumerate() {
-        let line = serde_json::json!({"path": r.path, "size": r.size, "sha256": r.sha256});
         s.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        s.push_str(&line.to_string());
+        let path = serde_json::to_string(&r.path).expect("strings serialise");
+        s.push_str(&format!(
+            "{{\"path\": {path}, \"size\": {}, \"sha256\": \"{}\"}}",
+            r.size, r.sha256
+        ));
     }
     s.push_str(if rows.is_empty() {
         "]\n}\n"

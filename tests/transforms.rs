@@ -1,0 +1,279 @@
+//! Every example of `docs/transforms.md` is an event in `events/`; each runs through
+//! the `artifact-runner` binary on the embedded store, and through the worker against
+//! the real local S3 stack (SeaweedFS + moto), and its output is checked.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use artifact_core::Settings;
+use artifact_suite::*;
+use codepipeline_local::Outcome;
+
+fn runner() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "artifact-runner"])
+        .current_dir(repo_root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("debug/artifact-runner")
+}
+
+fn load(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(repo_root().join("events").join(name)).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn docs_examples_through_the_runner() {
+    let docs = std::fs::read_to_string(repo_root().join("docs/transforms.md")).unwrap();
+    let bin = runner();
+    let store = std::env::temp_dir().join(unique("transforms-store"));
+    copy_tree(&repo_root().join("events/store"), &store);
+    for (event, check) in transform_examples() {
+        assert!(
+            docs.contains(&format!("events/{event}")),
+            "docs/transforms.md shows {event}"
+        );
+        let out = Command::new(&bin)
+            .arg("run")
+            .arg(repo_root().join("events").join(event))
+            .arg("--json")
+            .arg("--store-dir")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{event}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut p = Produced::default();
+        for o in v["outputs"].as_array().unwrap() {
+            let loc = o["location"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("s3://")
+                .unwrap();
+            let zip = std::fs::read(store.join(loc)).unwrap();
+            check_with_external_readers(&zip);
+            p.add_output(o["name"].as_str().unwrap(), zip);
+        }
+        p.vars = serde_json::from_value(v["recorded"]["outputVariables"].clone()).unwrap();
+        check(&p);
+    }
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_examples_against_real_s3() {
+    let s = stack();
+    let bucket = unique("transforms");
+    s.create_bucket(&bucket).await;
+    let key = s.create_key().await;
+    for f in ["SourceArtifact.zip", "Templates.zip"] {
+        let body =
+            std::fs::read(repo_root().join("events/store/artifact-bucket/in").join(f)).unwrap();
+        s.put(&bucket, &format!("in/{f}"), body, Some(&key)).await;
+    }
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let worker = s.worker(&cp, Settings::default()).await;
+    for (event, check) in transform_examples() {
+        let mut ev = load(event);
+        let data = &mut ev["CodePipeline.job"]["data"];
+        data["artifactCredentials"] = serde_json::to_value(&creds).unwrap();
+        data["encryptionKey"]["id"] = key.clone().into();
+        for side in ["inputArtifacts", "outputArtifacts"] {
+            for a in data[side].as_array_mut().unwrap() {
+                a["location"]["s3Location"]["bucketName"] = bucket.clone().into();
+            }
+        }
+        let outputs: Vec<(String, String)> = data["outputArtifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    a["location"]["s3Location"]["objectKey"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let handled = worker
+            .handle(ev, Instant::now() + Duration::from_secs(300), None)
+            .await
+            .unwrap();
+        let job = handled.job_id.clone();
+        handled.result.unwrap_or_else(|e| panic!("{event}: {e:?}"));
+        let mut p = Produced::default();
+        for (name, k) in outputs {
+            let (zip, sse, kid) = s.get(&bucket, &k).await.unwrap();
+            assert_eq!(
+                (sse.as_deref(), kid.as_deref()),
+                (Some("aws:kms"), Some(key.as_str())),
+                "{event}"
+            );
+            p.add_output(&name, zip);
+        }
+        let Outcome::Success {
+            output_variables, ..
+        } = cp.result_for(&job).unwrap().outcome
+        else {
+            panic!()
+        };
+        p.vars = output_variables;
+        check(&p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_parameters_fail_with_the_field_named() {
+    let s = stack();
+    let bucket = unique("badparams");
+    s.create_bucket(&bucket).await;
+    s.put(
+        &bucket,
+        "in.zip",
+        zip_of(&[("a.json", br#"{"a": 1}"#, true)]),
+        None,
+    )
+    .await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let worker = s.worker(&cp, Settings::default()).await;
+    let cases = [
+        (r#"{"steps":[{"explode":["*"]}]}"#, "steps[0]"),
+        (
+            r#"{"steps":[{"include":["a"]},{"replace":{"files":["**/["],"find":"a","with":"b"}}]}"#,
+            "steps[1].replace.files[0]",
+        ),
+        (
+            r#"{"steps":[{"replace":{"files":["*"],"regex":"(unclosed","with":"b"}}]}"#,
+            "steps[0].replace.regex",
+        ),
+        (
+            r#"{"steps":[{"set":{"files":["*.json"],"pointer":"/a","value":1,"colour":"red"}}]}"#,
+            "steps[0].set.colour",
+        ),
+        (
+            r#"{"outputs":{"Out":{"from":["Missing"]}}}"#,
+            "outputs.Out.from[0]",
+        ),
+        (r#"{"outputs":{"Nope":{"from":["In"]}}}"#, "outputs.Nope"),
+        (
+            r#"{"steps":[{"pack":{"level":"max"}}]}"#,
+            "steps[0].pack.level",
+        ),
+        (
+            r#"{"steps":[{"export":{"variable":"has space","file":"a.json"}}]}"#,
+            "steps[0].export.variable",
+        ),
+        (
+            r#"{"steps":[{"custom":{"name":"minify","files":["*"]}}]}"#,
+            "steps[0].custom.name",
+        ),
+        (r#"["not", "an", "object"]"#, "(document)"),
+        (r#"{"variables": {"V": 3}}"#, "variables.V"),
+    ];
+    for (params, field) in cases {
+        let job = job_id();
+        let ev = event(
+            &job,
+            &[("In", &bucket, "in.zip")],
+            &[("Out", &bucket, "out.zip")],
+            Some(params),
+            &creds,
+            None,
+        );
+        worker
+            .handle(ev, Instant::now() + Duration::from_secs(60), None)
+            .await
+            .unwrap();
+        let Outcome::Failure { type_, message, .. } = cp.result_for(&job).unwrap().outcome else {
+            panic!("{params}")
+        };
+        assert_eq!(type_, "ConfigurationError", "{params}");
+        assert!(
+            message.contains(&format!("UserParameters {field}:")),
+            "{params}: {message}"
+        );
+    }
+    // Runtime problems in steps are ConfigurationErrors naming the entry and step.
+    let job = job_id();
+    let params = r#"{"steps":[{"set":{"files":["a.json"],"pointer":"/missing/key","value":2}}]}"#;
+    let ev = event(
+        &job,
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        Some(params),
+        &creds,
+        None,
+    );
+    worker
+        .handle(ev, Instant::now() + Duration::from_secs(60), None)
+        .await
+        .unwrap();
+    let Outcome::Failure { type_, message, .. } = cp.result_for(&job).unwrap().outcome else {
+        panic!()
+    };
+    assert_eq!(type_, "ConfigurationError");
+    assert!(
+        message.contains("\"a.json\"")
+            && message.contains("steps[0] (set)")
+            && message.contains("no key \"missing\""),
+        "{message}"
+    );
+    assert_eq!(s.keys(&bucket).await, ["in.zip"]);
+}
+
+#[test]
+fn committed_schema_matches_the_types() {
+    let path = repo_root().join("docs/user-parameters.schema.json");
+    let generated = artifact_engine::plan::spec::json_schema();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == generated, "docs/user-parameters.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test --test transforms committed_schema`");
+    // The schema accepts every documented example's UserParameters.
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    assert_eq!(schema["title"], "PlanSpec");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_steps_run_in_a_real_job() {
+    use std::sync::Arc;
+    let s = stack();
+    let bucket = unique("custom");
+    s.create_bucket(&bucket).await;
+    s.put(&bucket, "in.zip", zip_of(&[("run.sh", b"#!/bin/sh\n# comment\necho hi\n", true), ("data.bin", &noise(5000, 3), false)]), None).await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let mut steps = artifact_core::StepRegistry::new();
+    steps.register("strip-comments", |o: &serde_json::Value| {
+        let marker = o.get("marker").and_then(|m| m.as_str()).unwrap_or("#").to_string();
+        Ok(Arc::new(move |_: &str, d: Vec<u8>| {
+            let t = String::from_utf8(d).map_err(|_| "not UTF-8".to_string())?;
+            Ok(t.lines().filter(|l| !l.starts_with(&format!("{marker} "))).map(|l| format!("{l}\n")).collect::<String>().into_bytes())
+        }) as Arc<dyn artifact_core::CustomStep>)
+    });
+    let worker = s.worker(&cp, Settings::default()).await.with_steps(steps);
+    let params = r##"{"steps":[{"custom":{"name":"strip-comments","files":["*.sh"],"options":{"marker":"#"}}}]}"##;
+    let ev = event(&job_id(), &[("In", &bucket, "in.zip")], &[("Out", &bucket, "out.zip")], Some(params), &creds, None);
+    let ok = worker.handle(ev, Instant::now() + Duration::from_secs(60), None).await.unwrap().result.unwrap();
+    assert_eq!((ok.outputs[0].transformed_entries, ok.outputs[0].raw_entries), (1, 1), "only declared files are touched");
+    let (zip, _, _) = s.get(&bucket, "out.zip").await.unwrap();
+    let files = read_zip(&zip);
+    assert_eq!(files[0].1, b"#!/bin/sh\necho hi\n");
+    assert_eq!(files[1].1, noise(5000, 3));
+}
