@@ -256,22 +256,55 @@ async fn custom_steps_run_in_a_real_job() {
     let s = stack();
     let bucket = unique("custom");
     s.create_bucket(&bucket).await;
-    s.put(&bucket, "in.zip", zip_of(&[("run.sh", b"#!/bin/sh\n# comment\necho hi\n", true), ("data.bin", &noise(5000, 3), false)]), None).await;
+    s.put(
+        &bucket,
+        "in.zip",
+        zip_of(&[
+            ("run.sh", b"#!/bin/sh\n# comment\necho hi\n", true),
+            ("data.bin", &noise(5000, 3), false),
+        ]),
+        None,
+    )
+    .await;
     let creds = s.session_credentials().await;
     let cp = codepipeline();
     let mut steps = artifact_core::StepRegistry::new();
     steps.register("strip-comments", |o: &serde_json::Value| {
-        let marker = o.get("marker").and_then(|m| m.as_str()).unwrap_or("#").to_string();
+        let marker = o
+            .get("marker")
+            .and_then(|m| m.as_str())
+            .unwrap_or("#")
+            .to_string();
         Ok(Arc::new(move |_: &str, d: Vec<u8>| {
             let t = String::from_utf8(d).map_err(|_| "not UTF-8".to_string())?;
-            Ok(t.lines().filter(|l| !l.starts_with(&format!("{marker} "))).map(|l| format!("{l}\n")).collect::<String>().into_bytes())
+            Ok(t.lines()
+                .filter(|l| !l.starts_with(&format!("{marker} ")))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes())
         }) as Arc<dyn artifact_core::CustomStep>)
     });
     let worker = s.worker(&cp, Settings::default()).await.with_steps(steps);
     let params = r##"{"steps":[{"custom":{"name":"strip-comments","files":["*.sh"],"options":{"marker":"#"}}}]}"##;
-    let ev = event(&job_id(), &[("In", &bucket, "in.zip")], &[("Out", &bucket, "out.zip")], Some(params), &creds, None);
-    let ok = worker.handle(ev, Instant::now() + Duration::from_secs(60), None).await.unwrap().result.unwrap();
-    assert_eq!((ok.outputs[0].transformed_entries, ok.outputs[0].raw_entries), (1, 1), "only declared files are touched");
+    let ev = event(
+        &job_id(),
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        Some(params),
+        &creds,
+        None,
+    );
+    let ok = worker
+        .handle(ev, Instant::now() + Duration::from_secs(60), None)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        (ok.outputs[0].transformed_entries, ok.outputs[0].raw_entries),
+        (1, 1),
+        "only declared files are touched"
+    );
     let (zip, _, _) = s.get(&bucket, "out.zip").await.unwrap();
     let files = read_zip(&zip);
     assert_eq!(files[0].1, b"#!/bin/sh\necho hi\n");
