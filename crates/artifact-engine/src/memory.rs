@@ -73,6 +73,6 @@ pub fn rewrite(
         w.end_entry(data.len() as u64)?;
         stats.entries += 1;
     }
-    out.extend_from_slice(&w.finish(&eocd.comment)?);
+    out.extend_from_slice(&w.finish(b"")?);
     Ok((out, stats))
 }

@@ -143,6 +143,18 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
     let cd_offset = u32le(rec, 16) as u64;
     let comment_len = u16le(rec, 20) as usize;
     let comment = rec[22..22 + comment_len].to_vec();
+    // Other readers (Info-ZIP, Python, the zip crate) take the *last* end-record
+    // signature; a comment holding zip structures would make them see a different
+    // archive than we do. Refuse such ambiguous archives.
+    for sig in [EOCD_SIG, CDH_SIG, LFH_SIG, EOCD64_LOCATOR_SIG] {
+        if comment.windows(4).any(|w| w == sig.to_le_bytes()) {
+            return Err(ZipError::Malformed(
+                "the archive comment contains zip headers (an ambiguous archive that other \
+                 tools would read differently)"
+                    .into(),
+            ));
+        }
+    }
     let eocd_offset = tail_start + pos as u64;
     let mut partial = Eocd {
         eocd_offset,
@@ -185,6 +197,12 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
 /// Completes a zip64 archive's [`Eocd`] from the 56-byte zip64 EOCD record found at
 /// the offset [`parse_tail`] asked for.
 pub fn parse_eocd64(rec: &[u8], mut partial: Eocd, rec_offset: u64) -> Result<Eocd, ZipError> {
+    // The record must come before its locator, which sits right before the EOCD.
+    if rec_offset.saturating_add(EOCD64_LEN) > partial.eocd_offset.saturating_sub(20) {
+        return Err(ZipError::Malformed(
+            "zip64 end record does not precede its locator".into(),
+        ));
+    }
     if rec.len() < EOCD64_LEN as usize || u32le(rec, 0) != EOCD64_SIG {
         return Err(ZipError::Malformed(
             "zip64 end-of-central-directory record missing where the locator points".into(),
@@ -355,7 +373,7 @@ pub fn parse_central_directory(cd: &[u8], eocd: &Eocd) -> Result<Vec<CdEntry>, Z
             .header_offset
             .checked_add(eocd.prefix)
             .ok_or_else(|| ZipError::Malformed("entry offset overflows".into()))?;
-        if e.header_offset + LOCAL_HEADER_LEN > eocd.cd_offset {
+        if e.header_offset.saturating_add(LOCAL_HEADER_LEN) > eocd.cd_offset {
             return Err(ZipError::Malformed(format!(
                 "entry {:?} starts at {} which is inside or past the central directory at {}",
                 e.name, e.header_offset, eocd.cd_offset
@@ -619,10 +637,10 @@ pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipE
             }
             None => cd_offset,
         };
-        let min_end = entries[i].header_offset
-            + LOCAL_HEADER_LEN
-            + entries[i].raw_name.len() as u64
-            + entries[i].compressed_size;
+        let min_end = entries[i]
+            .header_offset
+            .saturating_add(LOCAL_HEADER_LEN + entries[i].raw_name.len() as u64)
+            .saturating_add(entries[i].compressed_size);
         if min_end > next {
             return Err(ZipError::Malformed(format!(
                 "entry {:?} ({} compressed bytes at offset {}) overlaps the next entry or the \
@@ -646,7 +664,10 @@ pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
             declared,
             partial,
         } => {
-            let rec = |o: u64| archive.get(o as usize..(o + EOCD64_LEN) as usize);
+            let rec = |o: u64| {
+                let end = usize::try_from(o.checked_add(EOCD64_LEN)?).ok()?;
+                archive.get(o as usize..end)
+            };
             match rec(offset).map(|r| parse_eocd64(r, partial.clone(), offset)) {
                 Some(Ok(e)) => e,
                 _ => {

@@ -1,0 +1,262 @@
+//! Arbitrary bytes → `memory::rewrite` with (a) the empty plan and (b) a plan whose
+//! template and replace steps apply to every file, with a 1 MiB `max_transform_size`.
+//!
+//! Must never panic or allocate without bound (run with `-malloc_limit_mb`: a zip bomb
+//! has to be stopped by the declared-size limit, not by running out of memory). When a
+//! rewrite succeeds, its output must:
+//! - index cleanly with `index_bytes` + `region_ends`, with every local header valid;
+//! - hold the same entries, in the same order, under the same names (neither plan
+//!   drops or renames anything); entries the plan leaves alone (everything for (a),
+//!   directories for (b)) are copied raw: same method, CRC, sizes and bytes;
+//! - be readable by the independent `zip` crate, whose metadata matches, and whose
+//!   decompressed data has the declared size and CRC wherever the engine itself can
+//!   decompress the entry. For (b) that is every file: each was decompressed and
+//!   CRC-checked on the way in. Its content is checked against the plan without
+//!   calling the plan's own code: no byte `a` survives `replace a → bb` (no variable
+//!   value contains one), and input without `${` becomes exactly `a → bb` of itself;
+//! - be a fixed point: rewriting it again with the empty plan gives the same bytes.
+//!
+//! Only the engine's stable surface is used (`rewrite`, `index_bytes`, `region_ends`,
+//! `compressed_data`, `decompress`, `PlanSpec::parse`, `Plan::compile`), so plan
+//! internals can change without touching this target.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::sync::OnceLock;
+
+use artifact_engine::entry::{compressed_data, decompress};
+use artifact_engine::memory::{rewrite, RewriteStats};
+use artifact_engine::plan::{JobContext, Plan, PlanSpec};
+use artifact_engine::zip::read::{
+    index_bytes, region_ends, CdEntry, METHOD_DEFLATED, METHOD_STORED,
+};
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+
+const MAX_TRANSFORM: u64 = 1 << 20;
+
+/// The content plan: every file goes through a template step (with a variable whose
+/// value looks like a reference, and a built-in) and a replace step that grows data.
+const CONTENT_PLAN: &str = r#"{
+  "variables": { "VERSION": "1.4.2", "A": "${A}${A}" },
+  "steps": [
+    { "template": { "files": ["*"] } },
+    { "replace": { "files": ["*"], "find": "a", "with": "bb" } }
+  ]
+}"#;
+
+struct Plans {
+    empty: Plan,
+    content: Plan,
+}
+
+fn plans() -> &'static Plans {
+    static PLANS: OnceLock<Plans> = OnceLock::new();
+    PLANS.get_or_init(|| {
+        // One worker thread: deterministic, and gentle on a busy machine.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build_global();
+        let ctx = JobContext {
+            inputs: vec!["SourceOut".into()],
+            outputs: vec!["BuildOut".into()],
+            builtins: BTreeMap::from([("JOB_ID".into(), "job-1".into())]),
+        };
+        Plans {
+            empty: Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx).unwrap(),
+            content: Plan::compile(&PlanSpec::parse(Some(CONTENT_PLAN)).unwrap(), &ctx).unwrap(),
+        }
+    })
+}
+
+fn region(archive: &[u8], e: &CdEntry, end: u64) -> Bytes {
+    Bytes::copy_from_slice(&archive[e.header_offset as usize..end as usize])
+}
+
+/// The engine's own decompression of an entry, where it is small enough to try.
+fn engine_plain(archive: &[u8], e: &CdEntry, end: u64) -> Option<Vec<u8>> {
+    if e.uncompressed_size > MAX_TRANSFORM {
+        return None;
+    }
+    let data = compressed_data(e, &region(archive, e, end)).ok()?;
+    decompress(e, &data).ok()
+}
+
+fn check_output(input: &[u8], out: &[u8], stats: &RewriteStats, is_content: bool) {
+    let (_, in_entries) =
+        index_bytes(input).expect("rewrite accepted an archive index_bytes rejects");
+    let in_ends = region_ends(&in_entries, index_bytes(input).unwrap().0.cd_offset).unwrap();
+
+    // (1) The engine reads its own output.
+    let (out_eocd, out_entries) =
+        index_bytes(out).unwrap_or_else(|e| panic!("rewrite output does not index: {e}"));
+    let out_ends = region_ends(&out_entries, out_eocd.cd_offset)
+        .unwrap_or_else(|e| panic!("rewrite output has overlapping regions: {e}"));
+
+    // (2) Same entries, same order, same names; nothing is dropped by these plans.
+    assert_eq!(stats.dropped, 0);
+    assert_eq!(stats.entries, in_entries.len() as u64, "stats.entries");
+    assert_eq!(out_entries.len(), in_entries.len(), "entry count changed");
+    if !is_content {
+        assert_eq!(stats.raw, stats.entries, "empty plan transformed something");
+    }
+
+    // (3) The zip crate reads it too.
+    let mut za = zip::ZipArchive::new(Cursor::new(out))
+        .unwrap_or_else(|e| panic!("zip crate rejects rewrite output: {e}"));
+    assert_eq!(za.len(), out_entries.len(), "zip crate entry count");
+
+    for (i, ((ie, &iend), (oe, &oend))) in in_entries
+        .iter()
+        .zip(&in_ends)
+        .zip(out_entries.iter().zip(&out_ends))
+        .enumerate()
+    {
+        assert_eq!(oe.name, ie.name, "entry #{i} renamed");
+        let odata = compressed_data(oe, &region(out, oe, oend))
+            .unwrap_or_else(|e| panic!("output entry #{i}: {e}"));
+        let copied_raw = oe.method == ie.method
+            && oe.crc32 == ie.crc32
+            && oe.compressed_size == ie.compressed_size
+            && oe.uncompressed_size == ie.uncompressed_size;
+        let transformable = is_content && !ie.is_dir();
+        if !transformable {
+            assert!(
+                copied_raw,
+                "entry #{i} {:?} not copied raw: {ie:?} -> {oe:?}",
+                ie.name
+            );
+            let idata = compressed_data(ie, &region(input, ie, iend)).unwrap();
+            assert_eq!(idata, odata, "raw entry #{i} data changed");
+        }
+
+        {
+            let zf = za
+                .by_index_raw(i)
+                .unwrap_or_else(|e| panic!("zip crate: entry #{i}: {e}"));
+            assert_eq!(zf.name_raw(), oe.raw_name.as_slice(), "zip crate name #{i}");
+            assert_eq!(zf.crc32(), oe.crc32, "zip crate CRC #{i}");
+            assert_eq!(
+                zf.compressed_size(),
+                oe.compressed_size,
+                "zip crate csize #{i}"
+            );
+            assert_eq!(zf.size(), oe.uncompressed_size, "zip crate size #{i}");
+        }
+
+        // Data: wherever the engine can decompress the output entry, the zip crate
+        // must produce the same bytes (and check the same CRC).
+        let out_plain = if oe.method == METHOD_STORED || oe.method == METHOD_DEFLATED {
+            engine_plain(out, oe, oend)
+        } else {
+            None
+        };
+        if transformable {
+            // Plan (b): the entry was decompressed and CRC-checked on the way in, so
+            // its output must decode, and show the plan's effect.
+            let in_plain = engine_plain(input, ie, iend).unwrap_or_else(|| {
+                panic!(
+                    "transformed entry #{i} {:?} does not decode in the input",
+                    ie.name
+                )
+            });
+            let got = out_plain.as_deref().unwrap_or_else(|| {
+                panic!(
+                    "transformed entry #{i} {:?} does not decode in the output",
+                    oe.name
+                )
+            });
+            assert!(
+                !got.contains(&b'a'),
+                "entry #{i} {:?}: `a` survived replace",
+                oe.name
+            );
+            if !in_plain.windows(2).any(|w| w == b"${") {
+                assert!(
+                    got == replace_a(&in_plain),
+                    "entry #{i} {:?}: output is not the input with a → bb",
+                    oe.name
+                );
+            }
+        }
+        if let Some(plain) = out_plain {
+            let mut zf = za
+                .by_index(i)
+                .unwrap_or_else(|e| panic!("zip crate cannot open entry #{i} {:?}: {e}", oe.name));
+            let mut buf = Vec::with_capacity(plain.len());
+            (&mut zf)
+                .take(MAX_TRANSFORM + 1)
+                .read_to_end(&mut buf)
+                .unwrap_or_else(|e| panic!("zip crate cannot read entry #{i} {:?}: {e}", oe.name));
+            assert!(
+                buf == plain,
+                "zip crate and engine disagree on entry #{i} {:?}",
+                oe.name
+            );
+            assert_eq!(crc32(&buf), oe.crc32);
+        }
+    }
+
+    // (4) Output is canonical: a second pass with the empty plan changes nothing.
+    let (again, _) = rewrite(out, &plans().empty, MAX_TRANSFORM)
+        .unwrap_or_else(|e| panic!("rewriting the output again fails: {e}"));
+    assert!(again == out, "rewrite is not idempotent on its own output");
+}
+
+/// `replace a → bb`, written independently of the engine.
+fn replace_a(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len() * 2);
+    for &x in b {
+        if x == b'a' {
+            out.extend_from_slice(b"bb");
+        } else {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    // Bitwise CRC-32 (IEEE), independent of the engine's crc32fast.
+    let mut c = !0u32;
+    for &x in b {
+        c ^= x as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn run(data: &[u8], plan: &Plan, is_content: bool) {
+    if let Ok((out, stats)) = rewrite(data, plan, MAX_TRANSFORM) {
+        // Debugging aid: `ZIP_REWRITE_DUMP=dir cargo fuzz run zip_rewrite <input>` saves
+        // each successful output as dir/{empty,content}.zip before it is checked.
+        if let Some(dir) = dump_dir() {
+            let name = if is_content {
+                "content.zip"
+            } else {
+                "empty.zip"
+            };
+            std::fs::write(std::path::Path::new(dir).join(name), &out).unwrap();
+        }
+        check_output(data, &out, &stats, is_content);
+    }
+}
+
+fn dump_dir() -> Option<&'static str> {
+    static DIR: OnceLock<Option<String>> = OnceLock::new();
+    DIR.get_or_init(|| std::env::var("ZIP_REWRITE_DUMP").ok())
+        .as_deref()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let p = plans();
+    run(data, &p.empty, false);
+    run(data, &p.content, true);
+});
