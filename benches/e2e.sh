@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# End-to-end benchmark against the local S3 stack (SeaweedFS + moto KMS): the worker
+# (artifact-runner) next to the common boto3+zipfile pattern and the S3 copy floor.
+#
+# Usage: benches/e2e.sh [WORKLOAD...]     WORKLOAD: small | large | huge
+#                                         (default: small large; huge is >= 2 GB)
+#
+# For each workload (generated once, deterministically, into benches/.work/workloads/):
+#   upload it as SSE-KMS (a moto key) with the admin identity, get STS session
+#   credentials, write a CodePipeline event, then measure with /usr/bin/time -v:
+#     floor      benches/e2e/floor.py: GetObject stream -> multipart upload, no zip work
+#     runner     target/release/artifact-runner run EVENT --json --s3-endpoint ... --kms-endpoint ...
+#     reference  benches/e2e/reference.py: download, extract, drop *.map, ${VERSION} in
+#                json/yml, re-zip (deflate), upload
+#   each with its own TMPDIR, sampled with `du` for the temp disk peak. The job:
+#     {"variables":{"VERSION":"1.2.3"},"steps":[{"exclude":["*.map"]},
+#      {"template":{"files":["*.json","*.yml"]}}]}
+#   Then checks runner and reference outputs hold the same entries with identical
+#   contents (benches/e2e/verify.py) and prints the table (benches/e2e/report.py).
+#
+# Environment:
+#   E2E_REPEAT=N       run each implementation N times (interleaved); the table shows
+#                      the median wall time and the max RSS / temp disk (default 1)
+#   RUNNER_BIN=PATH    use this artifact-runner instead of building target/release's
+#   E2E_RUNNER_ARGS    extra arguments for the runner (e.g. "--memory-mb 1024")
+#   E2E_WORK=DIR       work directory (default benches/.work, git-ignored)
+#
+# Exit status: 0 when every run succeeded and the outputs verified; the targets
+# (large: runner <= 1.3x floor, >= 3x faster than reference, RSS <= 256 MiB) are
+# reported, not enforced.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WORK="${E2E_WORK:-$ROOT/benches/.work}"
+export E2E_WORK="$WORK"
+HERE="$ROOT/benches/e2e"
+REPEAT="${E2E_REPEAT:-1}"
+VERSION_VALUE="1.2.3"
+
+log() { printf 'e2e: %s\n' "$*" >&2; }
+die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }
+
+workloads=("$@")
+((${#workloads[@]})) || workloads=(small large)
+for wl in "${workloads[@]}"; do
+    case "$wl" in small|large|huge) ;; *) die "unknown workload '$wl' (small, large, huge)";; esac
+done
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "E2E_REPEAT must be a positive integer"
+
+# ---------------------------------------------------------------- tools
+if [[ ! -x /usr/bin/time ]]; then
+    log "installing GNU time (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null 2>&1 \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; } \
+        || die "/usr/bin/time is missing and apt-get could not install 'time'"
+fi
+
+log "local stack"
+bash scripts/local-stack start >/dev/null
+set -a
+# shellcheck disable=SC1091
+. .local-stack/env
+set +a
+MASTER_PORT=$(sed -n 's/^MASTER_PORT=//p' .local-stack/ports 2>/dev/null || true)
+PY="$ROOT/.local-stack/venv/bin/python"
+[[ -x "$PY" ]] || die "no $PY (scripts/local-stack start installs it)"
+
+if [[ -z "${RUNNER_BIN:-}" ]]; then
+    log "cargo build --release -p artifact-runner"
+    cargo build --release -p artifact-runner
+    # A private copy: a concurrent `cargo build --release` cannot swap it mid-run.
+    mkdir -p "$WORK/bin"
+    cp -f "$ROOT/target/release/artifact-runner" "$WORK/bin/artifact-runner"
+    RUNNER_BIN="$WORK/bin/artifact-runner"
+fi
+[[ -x "$RUNNER_BIN" ]] || die "no runner binary at $RUNNER_BIN"
+log "runner: $RUNNER_BIN (tree $(git describe --always --dirty 2>/dev/null || echo '?'))"
+
+# ---------------------------------------------------------------- workloads, stack
+# The local SeaweedFS has a fixed number of 1 GB volumes; outputs are taken off the
+# server after each run and the bucket's volumes compacted, so large workloads fit.
+reclaim() {
+    [[ -n "$MASTER_PORT" ]] || return 0
+    "$PY" "$HERE/verify.py" reclaim "$MASTER_PORT" || true
+}
+
+mkdir -p "$WORK/workloads" "$WORK/run"
+for wl in "${workloads[@]}"; do
+    "$PY" "$HERE/gen.py" "$wl" "$WORK/workloads"
+done
+setup_json=$("$PY" "$HERE/setup.py" "${workloads[@]}")
+KMS_KEY=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["kms_key_arn"])' "$setup_json")
+BUCKET=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["bucket"])' "$setup_json")
+reclaim
+CREDS="$WORK/run/creds.json"
+RESULTS="$WORK/run/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+: >"$RESULTS"
+ln -sfn "$(basename "$RESULTS")" "$WORK/run/results-latest.jsonl"
+
+# ---------------------------------------------------------------- measuring
+# measure WORKLOAD IMPL CMD...: runs CMD under /usr/bin/time -v with its own empty
+# TMPDIR (sampled with du every 0.5 s) and no ambient AWS credentials; records it.
+measure() {
+    local wl="$1" impl="$2"; shift 2
+    local dir="$WORK/run/$wl/$impl"
+    rm -rf "$dir"
+    mkdir -p "$dir/tmp"
+    sync
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+        TMPDIR="$dir/tmp" RUST_LOG="${RUST_LOG:-warn}" \
+        /usr/bin/time -v -o "$dir/time.txt" "$@" >"$dir/stdout" 2>"$dir/stderr" &
+    local pid=$! peak=0 size rc=0
+    while kill -0 "$pid" 2>/dev/null; do
+        size=$(du -sb "$dir/tmp" 2>/dev/null | cut -f1) || size=0
+        ((size > peak)) && peak=$size
+        sleep 0.5
+    done
+    wait "$pid" || rc=$?
+    "$PY" "$HERE/report.py" record "$RESULTS" "$wl" "$impl" "$rc" "$dir/time.txt" \
+        "$dir/stdout" "$peak"
+    if ((rc != 0)); then
+        log "$impl on $wl failed (rc $rc); last lines of $dir/stderr:"
+        tail -n 20 "$dir/stderr" >&2 || true
+    fi
+    rm -rf "$dir/tmp"
+    "$PY" "$HERE/verify.py" collect "$wl" "$impl" "$KMS_KEY" "$MASTER_PORT"
+}
+
+failed=0
+for wl in "${workloads[@]}"; do
+    log "workload $wl: $(( $(stat -c %s "$WORK/workloads/$wl.zip") / 1000000 )) MB, s3://$BUCKET/in/$wl.zip"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        # shellcheck disable=SC2086  # E2E_RUNNER_ARGS is split on purpose
+        measure "$wl" floor "$PY" "$HERE/floor.py" "$CREDS" "$BUCKET" "in/$wl.zip" \
+            "out/floor-$wl.zip" "$KMS_KEY"
+        # shellcheck disable=SC2086
+        measure "$wl" runner "$RUNNER_BIN" run "$WORK/run/$wl/event.json" --json \
+            --s3-endpoint "$LOCAL_STACK_S3_ENDPOINT" --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" \
+            ${E2E_RUNNER_ARGS:-}
+        measure "$wl" reference "$PY" "$HERE/reference.py" "$CREDS" "$BUCKET" "in/$wl.zip" \
+            "out/reference-$wl.zip" "$KMS_KEY" "$VERSION_VALUE"
+    done
+    if ! "$PY" "$HERE/verify.py" check "$wl"; then
+        failed=1
+    fi
+done
+if grep -q '"rc": [1-9]' "$RESULTS"; then failed=1; fi
+
+echo
+"$PY" "$HERE/report.py" table "$RESULTS"
+echo "results: $RESULTS"
+exit "$failed"
