@@ -73,9 +73,9 @@ if [[ -z "${RUNNER_BIN:-}" ]]; then
     mkdir -p "$WORK/bin"
     cp -f "$ROOT/target/release/artifact-runner" "$WORK/bin/artifact-runner"
     RUNNER_BIN="$WORK/bin/artifact-runner"
+    log "runner built from tree $(git describe --always --dirty 2>/dev/null || echo '?')"
 fi
 [[ -x "$RUNNER_BIN" ]] || die "no runner binary at $RUNNER_BIN"
-log "runner: $RUNNER_BIN (tree $(git describe --always --dirty 2>/dev/null || echo '?'))"
 
 # ---------------------------------------------------------------- workloads, stack
 # The local SeaweedFS has a fixed number of 1 GB volumes; outputs are taken off the

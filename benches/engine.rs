@@ -12,7 +12,7 @@
 //! - `recompress_all`: a `replace` on every entry whose `find` occurs in all of them,
 //!   so every entry is inflated, CRC-checked, changed and re-deflated (stored entries
 //!   stay stored); on the global pool and inside rayon pools of 1 and 2 threads
-//!   (scaling needs real cores: vCPUs that share a physical core show none).
+//!   (scaling needs idle cores: anything else running on the machine hides it).
 //! - `text_substitution`: `${VERSION}` in `*.json`/`*.yml` (~15% of entries), `*.map`
 //!   excluded; everything else raw — the common CodePipeline case.
 //!
