@@ -1,34 +1,15 @@
 //! The `artifact-runner` binary as a user runs it: the embedded default (README's
 //! first command) and a real S3 server with the ambient key unknown to it.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use artifact_suite::*;
-
-fn runner() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "artifact-runner"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo build -p artifact-runner");
-        assert!(status.success());
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"));
-        target.join("debug/artifact-runner")
-    })
-    .clone()
-}
 
 #[test]
 fn embedded_default_runs_the_sample_event() {
     let store = std::env::temp_dir().join(unique("runner-store"));
     copy_tree(&repo_root().join("events/store"), &store);
-    let out = Command::new(runner())
+    let out = Command::new(runner_binary())
         .current_dir(repo_root())
         .args(["run", "events/sample.json", "--store-dir"])
         .arg(&store)
@@ -46,7 +27,7 @@ fn embedded_default_runs_the_sample_event() {
     );
     assert!(stdout.contains("PutJobSuccessResult"), "{stdout}");
 
-    let out = Command::new(runner())
+    let out = Command::new(runner_binary())
         .current_dir(repo_root())
         .args(["run", "events/doc-example.json", "--json", "--store-dir"])
         .arg(&store)
@@ -87,7 +68,7 @@ fn runner_against_real_s3_uses_the_event_credentials() {
     );
     let path = std::env::temp_dir().join(format!("{}.json", unique("event")));
     std::fs::write(&path, serde_json::to_vec(&ev).unwrap()).unwrap();
-    let out = Command::new(runner())
+    let out = Command::new(runner_binary())
         .arg("run")
         .arg(&path)
         .args([

@@ -2,7 +2,6 @@
 //! the `artifact-runner` binary on the embedded store, and through the worker against
 //! the real local S3 stack (SeaweedFS + moto), and its output is checked.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,28 +9,15 @@ use artifact_core::Settings;
 use artifact_suite::*;
 use codepipeline_local::Outcome;
 
-fn runner() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "artifact-runner"])
-        .current_dir(repo_root())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-        .join("debug/artifact-runner")
-}
-
 fn load(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(repo_root().join("events").join(name)).unwrap())
         .unwrap()
 }
 
 #[test]
-fn docs_examples_through_the_runner() {
+fn docs_examples_through_the_runner_binary() {
     let docs = std::fs::read_to_string(repo_root().join("docs/transforms.md")).unwrap();
-    let bin = runner();
+    let bin = runner_binary();
     let store = std::env::temp_dir().join(unique("transforms-store"));
     copy_tree(&repo_root().join("events/store"), &store);
     for (event, check) in transform_examples() {

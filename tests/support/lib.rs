@@ -663,3 +663,21 @@ pub fn transform_examples() -> Vec<Example> {
         }),
     ]
 }
+
+/// Builds the `artifact-runner` binary (once per test process) and returns its path.
+pub fn runner_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "artifact-runner"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo build -p artifact-runner");
+        assert!(status.success(), "building artifact-runner failed");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("debug/artifact-runner")
+    })
+    .clone()
+}

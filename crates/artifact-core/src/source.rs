@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 use artifact_engine::entry::header_len;
 use artifact_engine::zip::read::{
-    index_bytes, parse_central_directory, parse_eocd64, parse_tail, region_ends, EOCD64_LEN,
-    TAIL_LEN,
+    parse_central_directory, parse_eocd64, parse_tail, region_ends, EOCD64_LEN, TAIL_LEN,
 };
 use artifact_engine::zip::{CdEntry, Eocd, TailParse};
 use artifact_engine::ZipError;
@@ -107,19 +106,6 @@ pub async fn load_index(
     Ok(ZipIndex {
         location: loc.clone(),
         size,
-        eocd,
-        entries,
-        ends,
-    })
-}
-
-/// Indexes an archive held in memory (tests, fuzzing).
-pub fn index_in_memory(loc: &S3Location, archive: &[u8]) -> Result<ZipIndex, ZipError> {
-    let (eocd, entries) = index_bytes(archive)?;
-    let ends = region_ends(&entries, eocd.cd_offset)?;
-    Ok(ZipIndex {
-        location: loc.clone(),
-        size: archive.len() as u64,
         eocd,
         entries,
         ends,
