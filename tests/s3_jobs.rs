@@ -521,3 +521,49 @@ async fn deadline_during_a_large_job_aborts_the_upload() {
     assert!(s.open_uploads(&bucket).await.is_empty(), "upload aborted");
     assert_eq!(s.keys(&bucket).await, ["in.zip"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_single_entry_archives_round_trip() {
+    let s = stack();
+    let bucket = unique("shapes");
+    s.create_bucket(&bucket).await;
+    s.put(&bucket, "empty.zip", zip_of(&[]), None).await;
+    s.put(
+        &bucket,
+        "one.zip",
+        zip_of(&[("only.txt", b"just one", true)]),
+        None,
+    )
+    .await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let worker = s.worker(&cp, Settings::default()).await;
+    for (input, entries) in [("empty.zip", 0usize), ("one.zip", 1)] {
+        let out = format!("out-{input}");
+        let ev = event(
+            &job_id(),
+            &[("In", &bucket, input)],
+            &[("Out", &bucket, &out)],
+            None,
+            &creds,
+            None,
+        );
+        let ok = worker
+            .handle(ev, far(), None)
+            .await
+            .unwrap()
+            .result
+            .unwrap_or_else(|e| panic!("{input}: {e:?}"));
+        assert_eq!(ok.outputs[0].entries, entries as u64);
+        let (body, _, _) = s.get(&bucket, &out).await.unwrap();
+        if entries == 0 {
+            // unzip -t rejects empty archives ("zipfile is empty"); Python and java must accept it.
+            assert_eq!(body.len(), 22, "just an end record");
+            assert!(read_zip(&body).is_empty());
+            assert_eq!(check_with_java(&body), 0);
+        } else {
+            assert_eq!(check_with_external_readers(&body).len(), 1);
+            assert_eq!(read_zip(&body)[0].1, b"just one");
+        }
+    }
+}
