@@ -245,7 +245,20 @@ async fn each_failure_gets_its_type_and_names_the_artifact() {
     let worker = s.worker(&cp, Settings::default()).await;
     let out = [("Out", bucket.as_str(), "out.zip")];
 
-    let run = |ev: serde_json::Value| {
+    // Runs one job reading `input`, expecting a failure; returns (type, message).
+    let run = |input: &'static str,
+               params: Option<&'static str>,
+               creds: artifact_core::event::ArtifactCredentials,
+               kms: &str,
+               out: [(&'static str, &str, &'static str); 1]| {
+        let ev = event(
+            &job_id(),
+            &[("Src", &bucket, input)],
+            &out,
+            params,
+            &creds,
+            Some(kms),
+        );
         let worker = &worker;
         async move {
             worker
@@ -258,112 +271,50 @@ async fn each_failure_gets_its_type_and_names_the_artifact() {
     };
 
     // Missing input object -> RevisionUnavailable.
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "missing.zip")],
-        &out,
-        None,
-        &creds,
-        Some(&key),
-    ))
-    .await;
+    let (t, m) = run("missing.zip", None, creds.clone(), &key, out).await;
     assert_eq!(t.as_str(), "RevisionUnavailable", "{m}");
     assert!(m.contains("\"Src\"") && m.contains("missing.zip"), "{m}");
 
     // Bad UserParameters -> ConfigurationError naming the field.
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &out,
-        Some(r#"{"steps":[{"exclude":["[bad"]}]}"#),
-        &creds,
-        Some(&key),
-    ))
-    .await;
+    let bad_params = Some(r#"{"steps":[{"exclude":["[bad"]}]}"#);
+    let (t, m) = run("ok.zip", bad_params, creds.clone(), &key, out).await;
     assert_eq!(t.as_str(), "ConfigurationError");
     assert!(m.contains("steps[0].exclude[0]"), "{m}");
 
     // Not a zip -> JobFailed naming the artifact.
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "not-a-zip.zip")],
-        &out,
-        None,
-        &creds,
-        Some(&key),
-    ))
-    .await;
+    let (t, m) = run("not-a-zip.zip", None, creds.clone(), &key, out).await;
     assert_eq!(t.as_str(), "JobFailed");
     assert!(m.contains("\"Src\"") && m.contains("not a zip"), "{m}");
 
     // Unknown KMS key -> ConfigurationError before any data moves.
     let bogus = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000";
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &out,
-        None,
-        &creds,
-        Some(bogus),
-    ))
-    .await;
+    let (t, m) = run("ok.zip", None, creds.clone(), bogus, out).await;
     assert_eq!(t.as_str(), "ConfigurationError", "{m}");
     assert!(m.contains(bogus), "{m}");
 
     // Credentials the server does not know -> PermissionError.
     let mut wrong = creds.clone();
     wrong.access_key_id = "ASIAWRONGWRONGWRONG1".into();
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &out,
-        None,
-        &wrong,
-        Some(&key),
-    ))
-    .await;
+    let (t, m) = run("ok.zip", None, wrong, &key, out).await;
     assert_eq!(t.as_str(), "PermissionError", "{m}");
     assert!(m.contains("\"Src\""), "{m}");
 
     // A session token that does not match -> PermissionError.
     let mut bad_token = creds.clone();
     bad_token.session_token = Some("not-the-token".into());
-    let (t, _) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &out,
-        None,
-        &bad_token,
-        Some(&key),
-    ))
-    .await;
+    let (t, _) = run("ok.zip", None, bad_token, &key, out).await;
     assert_eq!(t.as_str(), "PermissionError");
 
     // Expired credentials -> PermissionError without touching S3.
     let mut expired = creds.clone();
     expired.expiration_time = Some(1_000);
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &out,
-        None,
-        &expired,
-        Some(&key),
-    ))
-    .await;
+    let (t, m) = run("ok.zip", None, expired, &key, out).await;
     assert_eq!(t.as_str(), "PermissionError");
     assert!(m.contains("expired"), "{m}");
 
     // Output bucket missing -> ConfigurationError naming the output.
-    let (t, m) = run(event(
-        &job_id(),
-        &[("Src", &bucket, "ok.zip")],
-        &[("Out", "no-such-bucket-artifacts", "o.zip")],
-        None,
-        &creds,
-        Some(&key),
-    ))
-    .await;
+    let missing_bucket = [("Out", "no-such-bucket-artifacts", "o.zip")];
+    let (t, m) = run("ok.zip", None, creds.clone(), &key, missing_bucket).await;
     assert_eq!(t.as_str(), "ConfigurationError", "{m}");
     assert!(m.contains("output artifact \"Out\""), "{m}");
 
