@@ -245,6 +245,30 @@ impl Stack {
         ))
     }
 
+    /// Deletes every object and open upload in a bucket, then the bucket (admin).
+    /// Tests call it at their end so runs do not pile up buckets.
+    pub async fn remove_bucket(&self, bucket: &str) {
+        let s3 = self.admin_s3();
+        for key in self.keys(bucket).await {
+            let _ = s3.delete_object().bucket(bucket).key(key).send().await;
+        }
+        if let Ok(out) = s3.list_multipart_uploads().bucket(bucket).send().await {
+            for u in out.uploads() {
+                let (Some(k), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                let _ = s3
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(k)
+                    .upload_id(id)
+                    .send()
+                    .await;
+            }
+        }
+        let _ = s3.delete_bucket().bucket(bucket).send().await;
+    }
+
     /// Objects under a bucket (admin).
     pub async fn keys(&self, bucket: &str) -> Vec<String> {
         let out = self

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `ARTIFACT_WORKER_MEMORY_MB` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 512 | memory to plan for |
 //! | `ARTIFACT_WORKER_THREADS` | available CPUs | rayon threads for entry transforms |
-//! | `ARTIFACT_WORKER_KMS_CHECK` | `strict` | `strict`: DescribeKey must succeed; `warn`: log and go on when DescribeKey is denied; `off` |
+//! | `ARTIFACT_WORKER_KMS_CHECK` | `warn` | `warn`: a missing, disabled, pending-deletion or asymmetric key fails the job up front, but a DescribeKey denied to the function's role is only logged (the job's own credentials do the crypto); `strict`: a denied DescribeKey fails the job too; `off`: no check |
 //! | `ARTIFACT_WORKER_DEADLINE_MARGIN_MS` | 10000 | time kept back from the Lambda deadline for cleanup and reporting |
 
 use std::time::Duration;
@@ -66,7 +66,7 @@ impl Settings {
             entry_window: 8 * threads.max(1),
             max_transform_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
             deadline_margin: Duration::from_secs(10),
-            kms_check: KmsCheck::Strict,
+            kms_check: KmsCheck::Warn,
         }
     }
 
@@ -93,8 +93,8 @@ impl Settings {
         }
         s.kms_check = match std::env::var("ARTIFACT_WORKER_KMS_CHECK").as_deref() {
             Ok("off") => KmsCheck::Off,
-            Ok("warn") => KmsCheck::Warn,
-            _ => KmsCheck::Strict,
+            Ok("strict") => KmsCheck::Strict,
+            _ => KmsCheck::Warn,
         };
         s
     }

@@ -173,13 +173,24 @@ impl JobError {
     }
 }
 
-/// Cuts `s` to at most `max` characters (not bytes), on a char boundary, marking the cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+/// Cuts `s` to at most `max` UTF-16 code units (what the CodePipeline API counts:
+/// a character outside the Basic Multilingual Plane counts twice), on a character
+/// boundary, marking the cut with `…`.
+pub fn truncate_utf16(s: &str, max: usize) -> String {
+    if s.encode_utf16().count() <= max {
         return s.to_string();
     }
-    let keep: String = s.chars().take(max.saturating_sub(1)).collect();
-    format!("{keep}…")
+    let budget = max.saturating_sub(1); // room for the one-unit `…`
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if used + c.len_utf16() > budget {
+            break;
+        }
+        used += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -187,12 +198,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncation_respects_chars() {
+    fn truncation_counts_utf16_units() {
         let s = "é".repeat(6000);
-        let t = truncate_chars(&s, 5000);
-        assert_eq!(t.chars().count(), 5000);
+        let t = truncate_utf16(&s, 5000);
+        assert_eq!(t.encode_utf16().count(), 5000);
         assert!(t.ends_with('…'));
-        assert_eq!(truncate_chars("abc", 5), "abc");
+        assert_eq!(truncate_utf16("abc", 5), "abc");
+        // Astral characters count two units each: a cut by chars would send 5,000
+        // chars = 10,000 units and be rejected.
+        let astral = "𝄞".repeat(3000);
+        let t = truncate_utf16(&astral, 5000);
+        assert!(
+            t.encode_utf16().count() <= 5000,
+            "{}",
+            t.encode_utf16().count()
+        );
+        assert_eq!(t.encode_utf16().count(), 4999); // 2,499 clefs and the mark
+        let exact = "𝄞".repeat(2500);
+        assert_eq!(truncate_utf16(&exact, 5000), exact);
     }
 
     #[test]

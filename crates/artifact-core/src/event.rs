@@ -182,6 +182,41 @@ impl Event {
 }
 
 impl Job {
+    /// Refuses outputs written where an input lives or where another output goes:
+    /// the second write would silently replace the first (and its reported SHA-256
+    /// would describe an object that no longer exists).
+    fn check_output_locations(&self) -> Result<(), EventError> {
+        fn loc(a: &Artifact) -> Option<(&str, &str)> {
+            a.location
+                .s3_location
+                .as_ref()
+                .map(|l| (l.bucket_name.as_str(), l.object_key.as_str()))
+        }
+        let outputs = &self.data.output_artifacts;
+        for (i, o) in outputs.iter().enumerate() {
+            let here = loc(o);
+            if let Some(a) = self.data.input_artifacts.iter().find(|a| loc(a) == here) {
+                return Err(EventError(format!(
+                    "output artifact {:?} would overwrite input artifact {:?} at {}: \
+                     outputs must go to their own S3 locations",
+                    o.name,
+                    a.name,
+                    Job::location(o)
+                )));
+            }
+            if let Some(b) = outputs[..i].iter().find(|b| loc(b) == here) {
+                return Err(EventError(format!(
+                    "output artifacts {:?} and {:?} both go to {}: the second would \
+                     overwrite the first",
+                    b.name,
+                    o.name,
+                    Job::location(o)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the guarantees the worker relies on.
     pub fn validate(&self) -> Result<(), EventError> {
         if self.id.trim().is_empty() {
@@ -225,6 +260,7 @@ impl Job {
                 }
             }
         }
+        self.check_output_locations()?;
         if let Some(k) = &self.data.encryption_key {
             if k.kind != "KMS" {
                 return Err(EventError(format!(

@@ -1,7 +1,7 @@
 //! The job lifecycle: parse → validate → plan → check the key → index inputs →
 //! write outputs → report. Every job ends in exactly one report: success, a typed
 //! failure, a caught panic, or a deadline that came too close. On failure, open
-//! multipart uploads are aborted and outputs already written are deleted before the
+//! multipart uploads are aborted (completed objects are never deleted: see [`crate::sink`]) before the
 //! failure is reported.
 //!
 //! [`Worker::run`] does the work without reporting (library use, tests);
@@ -20,10 +20,16 @@ use crate::error::{FailureType, JobError, Side};
 use crate::event::{Event, Job};
 use crate::kms::KeyChecker;
 use crate::pipeline::{write_output, Ctx, InputRef, OutputSummary};
-use crate::report::{validate_variables, variable_key_part, ReportError, Reported, Reporter};
+use crate::report::{
+    validate_variables, variable_key_part, ReportError, ReportErrorKind, Reported, Reporter,
+};
 use crate::sink::Cleanup;
 use crate::source::load_index;
 use crate::store::{Encryption, ObjectStore};
+
+/// Time kept back from the invocation deadline when reporting, so the last report
+/// attempt is not cut off by the runtime.
+const REPORT_SAFETY: Duration = Duration::from_millis(500);
 
 /// A finished job's results.
 #[derive(Debug, Clone)]
@@ -137,65 +143,89 @@ impl Worker {
             (None, None) => unreachable!(),
         };
         let external = execution_id.unwrap_or(&job_id).to_string();
-        match result {
+        // Reports may retry until just before the invocation is killed.
+        let report_by = deadline
+            .checked_sub(REPORT_SAFETY)
+            .unwrap_or_else(Instant::now);
+        let failure = match result {
             Ok(success) => {
-                let reported = self
+                match self
                     .reporter
                     .success(
                         &job_id,
                         &success.output_variables,
                         &success.summary,
                         &external,
+                        report_by,
                     )
-                    .await?;
-                tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
-                Ok(Handled {
-                    job_id,
-                    result: Ok(success),
-                    reported,
-                })
+                    .await
+                {
+                    Ok(reported) => {
+                        tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
+                        return Ok(Handled {
+                            job_id,
+                            result: Ok(success),
+                            reported,
+                        });
+                    }
+                    Err(e) if e.kind == ReportErrorKind::Rejected => {
+                        tracing::error!(job_id = %job_id, error = %e, "success report rejected; reporting a failure instead");
+                        (
+                            FailureType::JobFailed,
+                            format!(
+                                "the job finished, but CodePipeline rejected its success report: {}",
+                                e.message
+                            ),
+                        )
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Err(err) => {
-                let kind = err.failure_type();
-                let message = err.report_message();
-                tracing::error!(job_id = %job_id, failure_type = kind.as_str(), error = %message, "job failed");
-                let reported = self
-                    .reporter
-                    .failure(&job_id, kind, &message, &external)
-                    .await?;
-                Ok(Handled {
-                    job_id,
-                    result: Err((kind, message)),
-                    reported,
-                })
-            }
-        }
+            Err(err) => (err.failure_type(), err.report_message()),
+        };
+        let (kind, message) = failure;
+        tracing::error!(job_id = %job_id, failure_type = kind.as_str(), error = %message, "job failed");
+        let reported = self
+            .reporter
+            .failure(&job_id, kind, &message, &external, report_by)
+            .await?;
+        Ok(Handled {
+            job_id,
+            result: Err((kind, message)),
+            reported,
+        })
     }
 
-    /// Runs the job in its own task with the deadline, catching panics and cleaning
-    /// up after any failure.
+    /// Runs the job in its own task until the stop time (see [`stop_time`]), catching
+    /// panics; after any failure the task is awaited (so no upload completes behind
+    /// cleanup's back) and open uploads are aborted within their own time budget.
     async fn run_guarded(&self, job: Job, deadline: Instant) -> Result<JobSuccess, JobError> {
         let store = self.stores.store_for(&job.data.artifact_credentials);
         let cleanup = Arc::new(Cleanup::default());
-        let stop_at = deadline
-            .checked_sub(self.settings.deadline_margin)
-            .unwrap_or(deadline);
+        let margin = self.settings.deadline_margin;
+        if let Some(ms) = expired_ms_ago(job.data.artifact_credentials.expiration_time) {
+            return Err(JobError::CredentialsExpired(ms));
+        }
+        let stop = stop_time(deadline, job.data.artifact_credentials.expiration_time);
+        let stop_at = stop.at.checked_sub(margin).unwrap_or(stop.at);
         if Instant::now() >= stop_at {
             return Err(JobError::Deadline(format!(
-                "the invocation had {} ms left, less than the {} ms kept for cleanup and reporting; \
-                 raise the function timeout",
-                deadline.saturating_duration_since(Instant::now()).as_millis(),
-                self.settings.deadline_margin.as_millis()
+                "{} left {} ms, less than the {} ms kept for cleanup and reporting; {}",
+                stop.what,
+                stop.at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis(),
+                margin.as_millis(),
+                stop.advice
             )));
         }
         let started = Instant::now();
-        let task = {
+        let mut task = {
             let this = self.clone_parts();
             let (store, cleanup) = (store.clone(), cleanup.clone());
             tokio::spawn(async move { this.run_with(&job, store, cleanup).await })
         };
-        let abort = task.abort_handle();
-        let result = match tokio::time::timeout_at(stop_at.into(), task).await {
+        let result = match tokio::time::timeout_at(stop_at.into(), &mut task).await {
             Ok(Ok(r)) => r,
             Ok(Err(join)) if join.is_panic() => Err(JobError::Internal(format!(
                 "the job panicked: {}",
@@ -203,19 +233,37 @@ impl Worker {
             ))),
             Ok(Err(join)) => Err(JobError::Internal(format!("the job task failed: {join}"))),
             Err(_) => {
-                abort.abort();
+                task.abort();
+                // Wait for the abort to land: every await point in the job is a
+                // cancellation point, so this is quick, and afterwards nothing the
+                // job started can complete an upload.
+                let _ = task.await;
                 Err(JobError::Deadline(format!(
-                    "the job ran {:.1} s and would not finish before the Lambda deadline; raise the \
-                     function timeout or memory, or split the work",
-                    started.elapsed().as_secs_f64()
+                    "the job ran {:.1} s and would not finish before {}; {}",
+                    started.elapsed().as_secs_f64(),
+                    stop.what,
+                    stop.advice
                 )))
             }
         };
         if result.is_err() {
-            // Give the aborted task a moment to drop its in-flight requests.
-            tokio::task::yield_now().await;
-            for problem in cleanup.run(store.as_ref()).await {
-                tracing::warn!(error = %problem, "cleanup after a failed job");
+            // Cleanup may use the margin, less what the report needs.
+            let cleanup_by = deadline
+                .checked_sub(margin / 2)
+                .unwrap_or(deadline)
+                .max(Instant::now());
+            let run = cleanup.run(store.as_ref());
+            match tokio::time::timeout_at(cleanup_by.into(), run).await {
+                Ok(problems) => {
+                    for problem in problems {
+                        tracing::warn!(error = %problem, "cleanup after a failed job");
+                    }
+                }
+                Err(_) => tracing::warn!(
+                    open_uploads = ?cleanup.open_uploads(),
+                    "cleanup ran out of time; reporting first (a bucket lifecycle rule \
+                     aborting incomplete multipart uploads removes what is left)"
+                ),
             }
         }
         result
@@ -259,14 +307,8 @@ impl WorkerParts {
         let started = Instant::now();
         job.validate()?;
         let data = &job.data;
-        if let Some(exp) = data.artifact_credentials.expiration_time {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_millis() as i64;
-            if exp <= now {
-                return Err(JobError::CredentialsExpired(now - exp));
-            }
+        if let Some(ms) = expired_ms_ago(data.artifact_credentials.expiration_time) {
+            return Err(JobError::CredentialsExpired(ms));
         }
 
         // Plan: validated before any data moves.
@@ -438,4 +480,49 @@ impl WorkerParts {
             summary,
         })
     }
+}
+
+/// When a job must stop, and why.
+struct StopTime {
+    at: Instant,
+    what: &'static str,
+    advice: &'static str,
+}
+
+/// The earlier of the invocation deadline and the artifact credentials' expiry
+/// (`expirationTime`, epoch ms): after either, no call the job makes can succeed.
+fn stop_time(deadline: Instant, credentials_expire_ms: Option<i64>) -> StopTime {
+    let lambda = StopTime {
+        at: deadline,
+        what: "the Lambda deadline",
+        advice: "raise the function timeout or memory, or split the work",
+    };
+    let Some(exp) = credentials_expire_ms else {
+        return lambda;
+    };
+    let now_ms = now_epoch_ms();
+    let left = Duration::from_millis(exp.saturating_sub(now_ms).max(0) as u64);
+    let at = Instant::now() + left;
+    if at < deadline {
+        StopTime {
+            at,
+            what: "the artifact credentials expire",
+            advice: "the action can be retried with fresh credentials",
+        }
+    } else {
+        lambda
+    }
+}
+
+fn now_epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}
+
+/// How long ago the credentials expired, if they have.
+fn expired_ms_ago(expiration_ms: Option<i64>) -> Option<i64> {
+    let now = now_epoch_ms();
+    expiration_ms.filter(|&exp| exp <= now).map(|exp| now - exp)
 }

@@ -1,7 +1,7 @@
 //! Checking the job's KMS key before any data moves, with the function's own
 //! credentials: DescribeKey must show an enabled, symmetric encrypt/decrypt key.
 //! Needs `kms:DescribeKey` on the key for the function's role (or
-//! `ARTIFACT_WORKER_KMS_CHECK=warn|off`).
+//! `ARTIFACT_WORKER_KMS_CHECK`: by default a denied DescribeKey is only logged).
 
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
@@ -43,7 +43,7 @@ impl KeyChecker {
                 let hint = match kind {
                     StoreErrorKind::AccessDenied => {
                         " (grant the function's role kms:DescribeKey on this key, or set \
-                         ARTIFACT_WORKER_KMS_CHECK=warn)"
+                         leave ARTIFACT_WORKER_KMS_CHECK at warn)"
                     }
                     StoreErrorKind::Invalid => {
                         " (check the artifact store's encryption key in the pipeline)"

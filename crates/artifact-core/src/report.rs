@@ -1,21 +1,30 @@
 //! Reporting the job to CodePipeline: PutJobSuccessResult with output variables and
 //! execution details, or PutJobFailureResult with a typed, bounded message.
 //!
-//! Limits enforced before sending (see REFERENCE.md): variable keys
-//! `[A-Za-z0-9@\-_]+`, all variables together ≤ 122,880 bytes, summary ≤ 2,048
-//! characters, failure message ≤ 5,000 characters, external id ≤ 1,500.
-//! `InvalidJobStateException` on a report means the job was already reported (a
-//! duplicate delivery or a retried call whose first attempt got through): that is
-//! success, not an error.
+//! Invariants:
+//! - Limits are enforced before sending (see REFERENCE.md): variable keys
+//!   `[A-Za-z0-9@\-_]+`, all variables together ≤ 122,880 bytes; summary ≤ 2,048,
+//!   failure message ≤ 5,000 and external id ≤ 1,500 **UTF-16 units** (what the API
+//!   counts), cut on a character boundary.
+//! - `InvalidJobStateException` means the job already has a result (a duplicate
+//!   delivery, or a retried call whose first attempt got through): success.
+//!   `JobNotFoundException` is final too: retrying cannot make the job exist, and an
+//!   error would only make Lambda redeliver the event into the same wall.
+//! - A report rejected for good (validation, output-variable size) is
+//!   [`ReportErrorKind::Rejected`]; the caller turns a rejected success into a failure
+//!   report that says why. Throttling, 5xx and network errors are retried here, with
+//!   exponential backoff and jitter, until the report deadline; only then is the error
+//!   returned (and the Lambda invocation fails, so Lambda redelivers the event).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types::{
     ExecutionDetails, FailureDetails, FailureType as WireFailureType,
 };
 
-use crate::error::{truncate_chars, FailureType};
+use crate::error::{truncate_utf16, FailureType};
 
 /// Total size allowed for all output variables of an action.
 pub const OUTPUT_VARIABLES_MAX_BYTES: usize = 122_880;
@@ -27,6 +36,18 @@ pub enum Reported {
     Sent,
     /// CodePipeline already had a result for this job.
     AlreadyReported,
+    /// CodePipeline does not know the job (expired, or from another account or
+    /// region); nothing more can be done for it.
+    JobNotFound,
+}
+
+/// Why a report was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportErrorKind {
+    /// CodePipeline refused this request for good (validation, output-variable size).
+    Rejected,
+    /// CodePipeline could not be reached or kept throttling until the deadline.
+    Unavailable,
 }
 
 /// A report could not be delivered (the handler then returns an error so Lambda
@@ -38,6 +59,8 @@ pub struct ReportError {
     pub op: &'static str,
     /// The job.
     pub job_id: String,
+    /// Rejected for good, or unavailable.
+    pub kind: ReportErrorKind,
     /// Why.
     pub message: String,
 }
@@ -84,43 +107,54 @@ pub struct Reporter {
     client: aws_sdk_codepipeline::Client,
 }
 
+/// One attempt's outcome, before retry decisions.
+enum Attempt {
+    Done(Reported),
+    Failed(ReportErrorKind, String),
+}
+
 impl Reporter {
     /// A reporter on `client`.
     pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
         Reporter { client }
     }
 
-    /// PutJobSuccessResult.
+    /// PutJobSuccessResult, retried on throttling and outages until `deadline`.
     pub async fn success(
         &self,
         job_id: &str,
         variables: &BTreeMap<String, String>,
         summary: &str,
         external_id: &str,
+        deadline: Instant,
     ) -> Result<Reported, ReportError> {
         let details = ExecutionDetails::builder()
-            .summary(truncate_chars(summary, 2048))
-            .external_execution_id(truncate_chars(external_id, 1500))
+            .summary(truncate_utf16(summary, 2048))
+            .external_execution_id(truncate_utf16(external_id, 1500))
             .percent_complete(100)
             .build();
-        let mut req = self
-            .client
-            .put_job_success_result()
-            .job_id(job_id)
-            .execution_details(details);
-        if !variables.is_empty() {
-            req = req.set_output_variables(Some(variables.clone().into_iter().collect()));
-        }
-        classify(req.send().await.map(|_| ()), "PutJobSuccessResult", job_id)
+        let send = || {
+            let mut req = self
+                .client
+                .put_job_success_result()
+                .job_id(job_id)
+                .execution_details(details.clone());
+            if !variables.is_empty() {
+                req = req.set_output_variables(Some(variables.clone().into_iter().collect()));
+            }
+            async move { classify(req.send().await.map(|_| ())) }
+        };
+        with_retries("PutJobSuccessResult", job_id, deadline, send).await
     }
 
-    /// PutJobFailureResult.
+    /// PutJobFailureResult, retried on throttling and outages until `deadline`.
     pub async fn failure(
         &self,
         job_id: &str,
         kind: FailureType,
         message: &str,
         external_id: &str,
+        deadline: Instant,
     ) -> Result<Reported, ReportError> {
         let message = if message.trim().is_empty() {
             "job failed"
@@ -129,43 +163,88 @@ impl Reporter {
         };
         let details = FailureDetails::builder()
             .r#type(WireFailureType::from(kind.as_str()))
-            .message(truncate_chars(message, 5000))
-            .external_execution_id(truncate_chars(external_id, 1500))
+            .message(truncate_utf16(message, 5000))
+            .external_execution_id(truncate_utf16(external_id, 1500))
             .build()
             .map_err(|e| ReportError {
                 op: "PutJobFailureResult",
                 job_id: job_id.to_string(),
+                kind: ReportErrorKind::Rejected,
                 message: e.to_string(),
             })?;
-        let res = self
-            .client
-            .put_job_failure_result()
-            .job_id(job_id)
-            .failure_details(details)
-            .send()
-            .await;
-        classify(res.map(|_| ()), "PutJobFailureResult", job_id)
+        let send = || {
+            let req = self
+                .client
+                .put_job_failure_result()
+                .job_id(job_id)
+                .failure_details(details.clone());
+            async move { classify(req.send().await.map(|_| ())) }
+        };
+        with_retries("PutJobFailureResult", job_id, deadline, send).await
+    }
+}
+
+/// Calls `send` until it is done, rejected for good, or the next backoff would end
+/// after `deadline`. Backoff doubles from 100 ms to 5 s, with full jitter.
+async fn with_retries<F, Fut>(
+    op: &'static str,
+    job_id: &str,
+    deadline: Instant,
+    mut send: F,
+) -> Result<Reported, ReportError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 1u32;
+    loop {
+        let (kind, message) = match send().await {
+            Attempt::Done(r) => return Ok(r),
+            Attempt::Failed(kind, message) => (kind, message),
+        };
+        let wait = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+        if kind == ReportErrorKind::Rejected || Instant::now() + wait >= deadline {
+            return Err(ReportError {
+                op,
+                job_id: job_id.to_string(),
+                kind,
+                message: format!("{message} (after {attempt} attempt(s))"),
+            });
+        }
+        tracing::warn!(op, attempt, error = %message, "report not taken; retrying");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        attempt += 1;
     }
 }
 
 fn classify<E>(
     res: Result<(), SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
-    op: &'static str,
-    job_id: &str,
-) -> Result<Reported, ReportError>
+) -> Attempt
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match res {
-        Ok(()) => Ok(Reported::Sent),
-        Err(SdkError::ServiceError(se)) if se.err().code() == Some("InvalidJobStateException") => {
-            Ok(Reported::AlreadyReported)
+    let err = match res {
+        Ok(()) => return Attempt::Done(Reported::Sent),
+        Err(e) => e,
+    };
+    let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+    let SdkError::ServiceError(se) = &err else {
+        // Timeouts, connection failures, unreadable responses: worth another try.
+        return Attempt::Failed(ReportErrorKind::Unavailable, message);
+    };
+    let status = se.raw().status().as_u16();
+    match se.err().code() {
+        Some("InvalidJobStateException") => Attempt::Done(Reported::AlreadyReported),
+        Some("JobNotFoundException") => Attempt::Done(Reported::JobNotFound),
+        Some("ThrottlingException" | "ServiceUnavailableException" | "InternalFailure") => {
+            Attempt::Failed(ReportErrorKind::Unavailable, message)
         }
-        Err(e) => Err(ReportError {
-            op,
-            job_id: job_id.to_string(),
-            message: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-        }),
+        _ if status == 429 || status >= 500 => {
+            Attempt::Failed(ReportErrorKind::Unavailable, message)
+        }
+        _ => Attempt::Failed(ReportErrorKind::Rejected, message),
     }
 }
 

@@ -4,9 +4,14 @@
 //! uploaded with `upload_concurrency` parts in flight; when that many are in flight,
 //! [`Sink::write`] waits (backpressure). An output smaller than one part is sent with
 //! a single PutObject. Before CompleteMultipartUpload the part numbers, count and total
-//! size are checked against what was written. Open uploads and finished objects are
-//! recorded in a [`Cleanup`] so that a failed or timed-out job aborts the upload and
-//! removes what it wrote: no partial object, no orphan upload.
+//! size are checked against what was written. Open uploads are recorded in a
+//! [`Cleanup`] so that a failed or timed-out job aborts them: no partial object, no
+//! orphan upload.
+//!
+//! Completed objects are never deleted. The same job can be delivered twice, and an
+//! object at an output key may be the completed output of an earlier delivery that
+//! already succeeded; CodePipeline ignores a failed job's outputs, so leaving a
+//! completed object costs nothing, while deleting one could lose an artifact.
 //! The SHA-256 of the output is computed on the way through.
 
 use std::sync::{Arc, Mutex};
@@ -19,11 +24,10 @@ use crate::config::Settings;
 use crate::event::S3Location;
 use crate::store::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
 
-/// What a job must undo if it fails.
+/// What a job must undo if it fails: its open multipart uploads (and nothing else).
 #[derive(Debug, Default)]
 pub struct Cleanup {
     uploads: Mutex<Vec<(S3Location, String)>>,
-    written: Mutex<Vec<S3Location>>,
 }
 
 impl Cleanup {
@@ -36,26 +40,17 @@ impl Cleanup {
     fn remove_upload(&self, id: &str) {
         self.uploads.lock().unwrap().retain(|(_, u)| u != id);
     }
-    fn add_written(&self, loc: &S3Location) {
-        self.written.lock().unwrap().push(loc.clone());
-    }
     /// Uploads still open.
     pub fn open_uploads(&self) -> Vec<(S3Location, String)> {
         self.uploads.lock().unwrap().clone()
     }
-    /// Aborts open uploads and deletes objects written by the job. Returns problems
-    /// met on the way (they are logged; the job failure is reported regardless).
+    /// Aborts open uploads. Returns problems met on the way (they are logged; the
+    /// job failure is reported regardless).
     pub async fn run(&self, store: &dyn ObjectStore) -> Vec<StoreError> {
         let uploads = std::mem::take(&mut *self.uploads.lock().unwrap());
-        let written = std::mem::take(&mut *self.written.lock().unwrap());
         let mut problems = Vec::new();
         for (loc, id) in uploads {
             if let Err(e) = store.abort_multipart(&loc, &id).await {
-                problems.push(e);
-            }
-        }
-        for loc in written {
-            if let Err(e) = store.delete(&loc).await {
                 problems.push(e);
             }
         }
@@ -207,7 +202,6 @@ impl Sink {
         if self.upload_id.is_none() {
             let body = std::mem::take(&mut self.buf).freeze();
             self.store.put_object(&self.loc, body, &self.enc).await?;
-            self.cleanup.add_written(&self.loc);
             return Ok(SinkSummary {
                 bytes: self.total,
                 sha256,
@@ -255,7 +249,6 @@ impl Sink {
             .complete_multipart(&self.loc, &upload_id, &self.parts)
             .await?;
         self.cleanup.remove_upload(&upload_id);
-        self.cleanup.add_written(&self.loc);
         Ok(SinkSummary {
             bytes: self.total,
             sha256,
