@@ -114,6 +114,30 @@ pub fn case_clash_why(other: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A component as tools write them: not empty, `.` or `..`.
+    fn component() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9 ._@+~-]{1,12}|[é日ü]{1,3}".prop_filter("not . or ..", |c| c != "." && c != "..")
+    }
+
+    proptest! {
+        #[test]
+        fn joined_components_pass_and_one_bad_part_fails(
+            parts in prop::collection::vec(component(), 1..6),
+            dir in any::<bool>(),
+            bad in prop::sample::select(vec!["", ".", "..", "a\\b", "a\u{1}b", "x\u{7f}"]),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let name = parts.join("/") + if dir { "/" } else { "" };
+            prop_assert_eq!(check_name(&name), Ok(()));
+            let mut broken = parts.clone();
+            // Not last: a trailing empty component is the directory marker `/`.
+            broken.insert(at.index(parts.len()), bad.to_string());
+            let broken = broken.join("/");
+            prop_assert!(check_name(&broken).is_err(), "{:?} accepted", broken);
+        }
+    }
 
     #[test]
     fn each_rule_refuses_its_names() {

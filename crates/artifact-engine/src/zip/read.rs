@@ -600,7 +600,7 @@ fn decode_name(
 }
 
 /// Rejects unsafe or invalid names: the rules of [`crate::names::check_name`] (empty,
-/// too long, control characters, `\\`, absolute, drive letter, empty, `.` or `..`
+/// too long, control characters, `\`, absolute, drive letter, empty, `.` or `..`
 /// components). The error says which rule.
 pub fn validate_name(name: &str) -> Result<(), String> {
     check_name(name)
@@ -735,8 +735,18 @@ pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipE
     Ok(ends)
 }
 
-/// Reads the end records and central directory of an archive held in memory.
+/// Reads the end records and central directory of an archive held in memory, with
+/// the default [`NameRules`].
 pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
+    index_bytes_with(archive, &NameRules::default())
+}
+
+/// Reads the end records and central directory of an archive held in memory. A
+/// wrapped 16-bit entry count is corrected in the returned [`Eocd`].
+pub fn index_bytes_with(
+    archive: &[u8],
+    rules: &NameRules,
+) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
     let len = archive.len() as u64;
     let tail_len = len.min(TAIL_LEN) as usize;
     let eocd = match parse_tail(&archive[archive.len() - tail_len..], len)? {
@@ -764,7 +774,7 @@ pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
     let cd = cd_range(&eocd, archive.len())
         .and_then(|r| archive.get(r))
         .ok_or_else(|| ZipError::Malformed("central directory lies outside the archive".into()))?;
-    let entries = parse_central_directory(cd, &eocd)?;
+    let entries = parse_central_directory_with(cd, &eocd, rules)?;
     // A wrapped 16-bit count was accepted by walking the directory: report the truth.
     let eocd = Eocd {
         entries: entries.len() as u64,

@@ -275,3 +275,26 @@ fn huge_offsets_do_not_overflow() {
     };
     assert!(cd_range(&e, 1000).is_none());
 }
+
+#[test]
+fn rewrite_reads_inputs_with_the_plan_name_rules() {
+    use crate::plan::{JobContext, Plan, PlanSpec};
+    let ctx = JobContext {
+        inputs: vec!["A".into()],
+        outputs: vec!["X".into()],
+        ..Default::default()
+    };
+    let input = archive(&[e(b"README.md"), e(b"readme.md")]);
+    let strict = Plan::compile(&PlanSpec::default(), &ctx).unwrap();
+    let err = crate::memory::rewrite(&input, &strict, 1 << 20).unwrap_err();
+    assert!(err.to_string().contains("letter case"), "{err}");
+    let spec = PlanSpec::parse(Some(r#"{"names":{"case_duplicates":"allow"}}"#)).unwrap();
+    let lax = Plan::compile(&spec, &ctx).unwrap();
+    let (out, stats) = crate::memory::rewrite(&input, &lax, 1 << 20).unwrap();
+    assert_eq!(stats.entries, 2);
+    assert!(index_bytes(&out).is_err());
+    assert_eq!(
+        index_bytes_with(&out, &lax.name_rules()).unwrap().1.len(),
+        2
+    );
+}
