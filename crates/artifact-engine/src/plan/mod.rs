@@ -1231,10 +1231,10 @@ struct LayoutBuilder<'a> {
 }
 
 impl LayoutBuilder<'_> {
-    /// "`name` of input `X`" for entry `i` of the layout.
+    /// `"name" from input "X"`: a planned entry as its input names it.
     fn describe(&self, p: &Planned) -> String {
         format!(
-            "{:?} of input {:?}",
+            "{:?} from input {:?}",
             self.sources[p.source][p.entry].0, self.op.sources[p.source].input_name
         )
     }

@@ -381,8 +381,8 @@ pub fn parse_central_directory_with(
                 why: "appears twice in the archive".into(),
             });
         }
-        if let Some((other, ())) = folded.insert(&e.name, ()) {
-            if !rules.allow_case_duplicates {
+        if !rules.allow_case_duplicates {
+            if let Some((other, ())) = folded.insert(&e.name, ()) {
                 return Err(ZipError::BadName {
                     why: case_clash_why(&other),
                     name: e.name,
