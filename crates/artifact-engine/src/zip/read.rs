@@ -88,7 +88,9 @@ pub enum TailParse {
         /// before the locator); correct even with prepended bytes. Try this first.
         offset: u64,
         /// Where the locator says it is (differs only with prepended bytes or an
-        /// extensible data sector); try this if `offset` holds no record.
+        /// extensible data sector); try this if `offset` holds no record. Never past
+        /// `offset` (a larger value cannot be right and is replaced by `offset`), so
+        /// `declared + EOCD64_LEN` cannot overflow.
         declared: u64,
         /// The EOCD fields read so far.
         partial: Eocd,
@@ -153,7 +155,7 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
         })?;
         return Ok(TailParse::NeedEocd64 {
             offset: actual,
-            declared: eocd64_offset,
+            declared: eocd64_offset.min(actual),
             partial,
         });
     }

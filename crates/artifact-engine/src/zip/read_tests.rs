@@ -261,6 +261,25 @@ fn an_earlier_end_record_reaching_the_end_of_file_is_refused() {
 }
 
 #[test]
+fn a_zip64_locator_pointing_past_its_record_is_clamped() {
+    let mut bytes = archive(&[e(b"a.txt")]);
+    let eocd_at = bytes.len() - 22;
+    let mut locator = EOCD64_LOCATOR_SIG.to_le_bytes().to_vec();
+    locator.extend_from_slice(&0u32.to_le_bytes());
+    locator.extend_from_slice(&(u64::MAX - 10).to_le_bytes());
+    locator.extend_from_slice(&1u32.to_le_bytes());
+    bytes.splice(eocd_at..eocd_at, locator);
+    let Ok(TailParse::NeedEocd64 {
+        offset, declared, ..
+    }) = parse_tail(&bytes, bytes.len() as u64)
+    else {
+        panic!("expected a zip64 tail")
+    };
+    assert_eq!(declared, offset);
+    assert!(index_bytes(&bytes).is_err());
+}
+
+#[test]
 fn huge_offsets_do_not_overflow() {
     // A zip64-style central directory offset near u64::MAX must be an error, not a
     // panic, in index_bytes.
