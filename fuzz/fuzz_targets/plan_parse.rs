@@ -9,7 +9,8 @@
 //! or unsafe names, whatever the plan renamed or added).
 //!
 //! Only the engine's stable surface is used (`PlanSpec::parse`, `Plan::compile`,
-//! `PlanError`, `JobContext`, `memory::rewrite`, `ZipWriter`, `index_bytes`).
+//! `PlanError`, `JobContext`, `memory::rewrite`, `ZipWriter`, `index_bytes_with`,
+//! `Plan::name_rules`).
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use std::sync::OnceLock;
 use artifact_engine::entry::deflate;
 use artifact_engine::memory::rewrite;
 use artifact_engine::plan::{JobContext, Plan, PlanError, PlanSpec};
-use artifact_engine::zip::read::{index_bytes, region_ends, validate_name};
+use artifact_engine::zip::read::{index_bytes_with, region_ends, validate_name};
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use libfuzzer_sys::fuzz_target;
 
@@ -143,7 +144,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok((out, _stats)) = rewrite(&f.archive, &plan, 1 << 20) {
-        let (eocd, entries) = index_bytes(&out)
+        let (eocd, entries) = index_bytes_with(&out, &plan.name_rules())
             .unwrap_or_else(|e| panic!("plan output does not index: {e}\nplan: {text}"));
         region_ends(&entries, eocd.cd_offset)
             .unwrap_or_else(|e| panic!("plan output has overlapping entries: {e}\nplan: {text}"));

@@ -7,6 +7,7 @@
 
 pub mod entry;
 pub mod memory;
+pub mod names;
 pub mod plan;
 pub mod zip;
 

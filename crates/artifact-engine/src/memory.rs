@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::entry::{process_entry, EntryError, ManifestRow, Processed};
 use crate::plan::{layout_output, Export, Plan};
-use crate::zip::read::{index_bytes, region_ends};
+use crate::zip::read::{index_bytes_with, region_ends};
 use crate::zip::ZipWriter;
 use crate::ZipError;
 
@@ -32,7 +32,7 @@ pub fn rewrite(
     max_transform_size: u64,
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
     let op = plan.output(0);
-    let (eocd, entries) = index_bytes(archive)?;
+    let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
     let names: Vec<(&str, bool)> = entries
         .iter()

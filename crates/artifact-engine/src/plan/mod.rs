@@ -22,9 +22,10 @@ use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
+pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec};
 use spec::{Compression, Format, Selector, SourceSpec, StepSpec};
-pub use spec::{OnConflict, OnUnknownVariable, PlanSpec};
 
+use crate::names::{case_clash_why, CaseIndex, NameRules};
 use crate::zip::read::{validate_name, METHOD_DEFLATED, METHOD_STORED};
 
 /// A `UserParameters` problem, with the path of the offending field.
@@ -108,6 +109,7 @@ impl PlanSpec {
 #[derive(Debug)]
 pub struct Plan {
     outputs: Vec<OutputPlan>,
+    name_rules: NameRules,
 }
 
 /// Where an output's entries come from.
@@ -130,6 +132,8 @@ pub struct OutputPlan {
     pub sources: Vec<Source>,
     /// Name clash rule.
     pub on_conflict: OnConflict,
+    /// Name rules for the output's entries (from UserParameters `names`).
+    pub name_rules: NameRules,
     steps: Vec<Step>,
     labels: Vec<String>,
     vars: BTreeMap<String, String>,
@@ -384,6 +388,9 @@ impl Plan {
         let mut vars = ctx.builtins.clone();
         vars.extend(spec.variables.clone());
         let strict = spec.on_unknown_variable == OnUnknownVariable::Fail;
+        let name_rules = NameRules {
+            allow_case_duplicates: spec.names.case_duplicates == CaseDuplicates::Allow,
+        };
         let input_index = |name: &str| ctx.inputs.iter().position(|n| n == name);
 
         // Routes.
@@ -479,6 +486,7 @@ impl Plan {
             let name = ctx.outputs[k].clone();
             let mut steps = Vec::new();
             let mut labels = Vec::new();
+            let mut added = Vec::new();
             let all = spec
                 .steps
                 .iter()
@@ -501,14 +509,17 @@ impl Plan {
                     }
                     exported.insert(variable.clone(), at.clone());
                 }
+                added.extend(added_path(&at, &step));
                 labels.push(format!("{at} ({})", step_kind(s)));
                 steps.push(step);
             }
+            check_added_paths(&added, &name_rules)?;
             let manifest = steps.iter().any(|s| matches!(s, Step::Manifest { .. }));
             outputs.push(OutputPlan {
                 name,
                 sources,
                 on_conflict,
+                name_rules,
                 steps,
                 labels,
                 vars: vars.clone(),
@@ -528,7 +539,16 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { outputs })
+        Ok(Plan {
+            outputs,
+            name_rules,
+        })
+    }
+
+    /// The name rules the plan asks for: pass them to
+    /// [`crate::zip::read::parse_central_directory_with`] when reading the inputs.
+    pub fn name_rules(&self) -> NameRules {
+        self.name_rules
     }
 
     /// The compiled outputs, in event order.
@@ -540,6 +560,40 @@ impl Plan {
     pub fn output(&self, o: usize) -> &OutputPlan {
         &self.outputs[o]
     }
+}
+
+/// The (field path, file path) of an `add` or `manifest` step.
+fn added_path(at: &str, step: &Step) -> Option<(String, String)> {
+    match step {
+        Step::Add { path, .. } => Some((format!("{at}.add.path"), path.clone())),
+        Step::Manifest { path } => Some((format!("{at}.manifest.path"), path.clone())),
+        _ => None,
+    }
+}
+
+/// Refuses `add`/`manifest` steps of one output writing the same path (two entries
+/// with one name), or paths differing only in case unless `rules` allow it.
+/// `added` lists (field path, file path) in step order.
+fn check_added_paths(added: &[(String, String)], rules: &NameRules) -> Result<(), PlanError> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut case = CaseIndex::new();
+    for (at, path) in added {
+        if let Some(prev) = seen.insert(path, at) {
+            return Err(perr(
+                at,
+                format!("{path:?} is already added by {prev} (an output cannot hold two entries with one name)"),
+            ));
+        }
+        if let Some((other, prev)) = case.insert(path, at.as_str()) {
+            if !rules.allow_case_duplicates {
+                return Err(perr(
+                    at,
+                    format!("{path:?} (also {prev}) {}", case_clash_why(&other)),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An output's sources, own steps and conflict rule.
@@ -714,6 +768,12 @@ fn compile_step(
         }
         StepSpec::Manifest(m) => {
             validate_name(&m.path).map_err(|w| perr(f("manifest.path"), w))?;
+            if m.path.ends_with('/') {
+                return Err(perr(
+                    f("manifest.path"),
+                    "must be a file path, not a directory",
+                ));
+            }
             Step::Manifest {
                 path: m.path.clone(),
             }
@@ -904,6 +964,12 @@ impl OutputPlan {
                         if path.is_empty() || path == "/" {
                             return Ok(None); // e.g. the stripped prefix directory itself
                         }
+                        validate_name(&path).map_err(|why| {
+                            format!(
+                                "{} produces {path:?}, which is invalid: {why}",
+                                self.labels[i]
+                            )
+                        })?;
                     }
                 }
                 Step::Content { globs, .. } => {
@@ -1110,13 +1176,23 @@ pub struct OutputLayout {
 
 /// Decides every entry of an output before data moves, applying the conflict rule.
 /// `sources[k]` lists source k's entries as (name, is_dir).
+///
+/// Produced names are checked by [`OutputPlan::decide`]; here they are checked
+/// against each other: an exact clash follows `on_conflict` (the same directory from
+/// two inputs is kept once), a clash in letter case only (files added by `add` and
+/// `manifest` included) is an error unless the plan's `names` rules allow it.
 pub fn layout_output(
     op: &OutputPlan,
     sources: &[Vec<(&str, bool)>],
 ) -> Result<OutputLayout, String> {
-    let mut entries: Vec<Option<Planned>> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut dropped = 0;
+    let mut b = LayoutBuilder {
+        op,
+        sources,
+        entries: Vec::new(),
+        by_name: HashMap::new(),
+        by_case: CaseIndex::new(),
+        dropped: 0,
+    };
     for (k, list) in sources.iter().enumerate() {
         for (j, (name, is_dir)) in list.iter().enumerate() {
             let Some(plan) = op.decide(k, name, *is_dir).map_err(|m| {
@@ -1126,59 +1202,119 @@ pub fn layout_output(
                 )
             })?
             else {
-                dropped += 1;
+                b.dropped += 1;
                 continue;
             };
-            if let Some(&prev) = by_name.get(&plan.name) {
-                let p = entries[prev].as_ref().expect("indexed entries are present");
-                if *is_dir && p.plan.name.ends_with('/') {
-                    dropped += 1; // the same directory from two places
-                    continue;
-                }
-                match op.on_conflict {
-                    OnConflict::Error => {
-                        return Err(format!(
-                            "two entries would be written as {:?}: {:?} from input {:?} and {:?} from input {:?} (set \"on_conflict\": \"first\" or \"last\", or rename one)",
-                            plan.name, sources[p.source][p.entry].0, op.sources[p.source].input_name, name, op.sources[k].input_name
-                        ))
-                    }
-                    OnConflict::First => {
-                        dropped += 1;
-                        continue;
-                    }
-                    OnConflict::Last => {
-                        entries[prev] = None;
-                        dropped += 1;
-                    }
-                }
-            }
-            by_name.insert(plan.name.clone(), entries.len());
-            entries.push(Some(Planned {
+            b.add_entry(Planned {
                 source: k,
                 entry: j,
                 plan,
-            }));
+            })?;
         }
     }
-    for e in op.extras() {
-        let p = match e {
-            Extra::Add { path, .. } | Extra::Manifest { path } => path,
-        };
-        if let Some(&i) = by_name.get(p) {
-            match op.on_conflict {
-                OnConflict::Error => return Err(format!("added file {p:?} is also an entry of the output (set \"on_conflict\": \"last\" to replace it)")),
-                OnConflict::First => return Err(format!("added file {p:?} is also an entry of the output; \"first\" would drop the added file: rename it")),
+    b.add_extras()?;
+    Ok(OutputLayout {
+        entries: b.entries.into_iter().flatten().collect(),
+        dropped: b.dropped,
+    })
+}
+
+/// The state of [`layout_output`]: entries kept so far (`None` once replaced), by
+/// exact name and by case-folded name (`None` tags an added file).
+struct LayoutBuilder<'a> {
+    op: &'a OutputPlan,
+    sources: &'a [Vec<(&'a str, bool)>],
+    entries: Vec<Option<Planned>>,
+    by_name: HashMap<String, usize>,
+    by_case: CaseIndex<Option<usize>>,
+    dropped: u64,
+}
+
+impl LayoutBuilder<'_> {
+    /// `"name" from input "X"`: a planned entry as its input names it.
+    fn describe(&self, p: &Planned) -> String {
+        format!(
+            "{:?} from input {:?}",
+            self.sources[p.source][p.entry].0, self.op.sources[p.source].input_name
+        )
+    }
+
+    fn add_entry(&mut self, new: Planned) -> Result<(), String> {
+        let is_dir = self.sources[new.source][new.entry].1;
+        if let Some(&prev) = self.by_name.get(&new.plan.name) {
+            let p = self.entries[prev]
+                .as_ref()
+                .expect("indexed entries are present");
+            if is_dir && p.plan.name.ends_with('/') {
+                self.dropped += 1; // the same directory from two places
+                return Ok(());
+            }
+            match self.op.on_conflict {
+                OnConflict::Error => {
+                    return Err(format!(
+                        "two entries would be written as {:?}: {} and {} (set \"on_conflict\": \"first\" or \"last\", or rename one)",
+                        new.plan.name, self.describe(p), self.describe(&new)
+                    ))
+                }
+                OnConflict::First => {
+                    self.dropped += 1;
+                    return Ok(());
+                }
                 OnConflict::Last => {
-                    entries[i] = None;
-                    dropped += 1;
+                    self.entries[prev] = None;
+                    self.dropped += 1;
                 }
             }
         }
+        let at = self.entries.len();
+        if let Some((other, Some(i))) = self.by_case.insert(&new.plan.name, Some(at)) {
+            if !self.op.name_rules.allow_case_duplicates {
+                let p = self.entries[i]
+                    .as_ref()
+                    .expect("indexed entries are present");
+                return Err(format!(
+                    "entry {} would be written as {:?}, which {} (written for entry {})",
+                    self.describe(&new),
+                    new.plan.name,
+                    case_clash_why(&other),
+                    self.describe(p)
+                ));
+            }
+        }
+        self.by_name.insert(new.plan.name.clone(), at);
+        self.entries.push(Some(new));
+        Ok(())
     }
-    Ok(OutputLayout {
-        entries: entries.into_iter().flatten().collect(),
-        dropped,
-    })
+
+    fn add_extras(&mut self) -> Result<(), String> {
+        for e in self.op.extras() {
+            let p = match e {
+                Extra::Add { path, .. } | Extra::Manifest { path } => path,
+            };
+            if let Some(&i) = self.by_name.get(p) {
+                match self.op.on_conflict {
+                    OnConflict::Error => return Err(format!("added file {p:?} is also an entry of the output (set \"on_conflict\": \"last\" to replace it)")),
+                    OnConflict::First => return Err(format!("added file {p:?} is also an entry of the output; \"first\" would drop the added file: rename it")),
+                    OnConflict::Last => {
+                        self.entries[i] = None;
+                        self.dropped += 1;
+                    }
+                }
+            }
+            let clash = self.by_case.insert(p, None);
+            if let (Some((other, tag)), false) = (clash, self.op.name_rules.allow_case_duplicates) {
+                let whose = match tag.and_then(|i| self.entries[i].as_ref()) {
+                    Some(q) => format!(" (written for entry {})", self.describe(q)),
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "added file {p:?} {}{whose}",
+                    case_clash_why(&other)
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,31 @@ pub struct PlanSpec {
     /// several inputs merge into a single output.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputSpec>,
+    /// Rules for entry names, in the inputs and in the outputs.
+    #[serde(default)]
+    pub names: NamesSpec,
+}
+
+/// Entry-name rules beyond the fixed safety checks (no `..`, `\`, control
+/// characters, absolute paths...), which always apply.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NamesSpec {
+    /// Names differing only in letter case (`README.md`, `readme.md`), which overwrite
+    /// each other when extracted on Windows or macOS: `error` (default) or `allow`.
+    #[serde(default)]
+    pub case_duplicates: CaseDuplicates,
+}
+
+/// Names that differ only in letter case.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseDuplicates {
+    /// Fail the job, naming both entries.
+    #[default]
+    Error,
+    /// Accept them.
+    Allow,
 }
 
 /// Undefined template variables.

@@ -399,3 +399,234 @@ fn custom_steps_resolve_from_the_registry() {
         "untouched entries stay raw"
     );
 }
+
+fn decide_err(p: &Plan, n: &str) -> String {
+    p.output(0).decide(0, n, n.ends_with('/')).unwrap_err()
+}
+
+#[test]
+fn produced_names_follow_the_name_rules() {
+    // (plan, input entry, rule in the error)
+    let cases = [
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"../$1"}}]}"#,
+            "a.txt",
+            "`..`",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"./$1"}}]}"#,
+            "a.txt",
+            "`.`",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"x/./$1"}}]}"#,
+            "a.txt",
+            "`.`",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"x//$1"}}]}"#,
+            "a.txt",
+            "empty path component",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"/$1"}}]}"#,
+            "a.txt",
+            "absolute",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"C:$1"}}]}"#,
+            "a.txt",
+            "drive letter",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"a\\$1"}}]}"#,
+            "b.txt",
+            "backslash",
+        ),
+        (
+            r#"{"steps":[{"move":{"regex":"(.*)","to":"a\t$1"}}]}"#,
+            "b.txt",
+            "U+0009",
+        ),
+        (
+            r#"{"steps":[{"move":{"strip_prefix":"dist"}}]}"#,
+            "dist/a.txt",
+            "absolute",
+        ),
+        (
+            r#"{"steps":[{"move":{"strip_prefix":"a/"}}]}"#,
+            "a/./b",
+            "`.`",
+        ),
+        (r#"{"steps":[{"move":{"flatten":true}}]}"#, "x/..", "`..`"),
+    ];
+    for (json, entry, rule) in cases {
+        let p = one(json);
+        let e = decide_err(&p, entry);
+        assert!(
+            e.contains(rule) && e.contains("steps[0] (move)") && e.contains("produces"),
+            "{json} on {entry:?}: {e}"
+        );
+    }
+    // Too long after a prefix: the final name is checked too.
+    let long = "x".repeat(4090);
+    let p = plan(
+        r#"{"outputs":{"X":{"from":[{"input":"A","prefix":"prefix/"}]}}}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap();
+    let e = p.output(0).decide(0, &long, false).unwrap_err();
+    assert!(e.contains("4096"), "{e}");
+    // layout_output names the entry, the input, the produced name and the rule.
+    let p = one(r#"{"steps":[{"move":{"regex":"(.*)","to":"../$1"}}]}"#);
+    let e = layout_output(p.output(0), &[vec![("a.txt", false)]]).unwrap_err();
+    assert!(
+        e.contains("\"a.txt\"") && e.contains("\"A\"") && e.contains("\"../a.txt\""),
+        "{e}"
+    );
+    // Ordinary renames still work.
+    let p = one(r#"{"steps":[{"move":{"regex":"src/(.*)","to":"lib/.../$1"}}]}"#);
+    assert_eq!(name_of(&p, "src/a.rs").unwrap(), "lib/.../a.rs");
+}
+
+#[test]
+fn plan_paths_follow_the_name_rules_at_compile_time() {
+    for (json, at) in [
+        (
+            r#"{"steps":[{"add":{"path":"a/./b","text":""}}]}"#,
+            "steps[0].add.path",
+        ),
+        (
+            r#"{"steps":[{"add":{"path":"a\\b","text":""}}]}"#,
+            "steps[0].add.path",
+        ),
+        (
+            r#"{"steps":[{"add":{"path":"a\u0001b","text":""}}]}"#,
+            "steps[0].add.path",
+        ),
+        (
+            r#"{"steps":[{"manifest":{"path":"./m.json"}}]}"#,
+            "steps[0].manifest.path",
+        ),
+        (
+            r#"{"steps":[{"manifest":{"path":"m/"}}]}"#,
+            "steps[0].manifest.path",
+        ),
+        (
+            r#"{"steps":[{"move":{"add_prefix":"./"}}]}"#,
+            "steps[0].move.add_prefix",
+        ),
+        (
+            r#"{"steps":[{"move":{"add_prefix":"a\\"}}]}"#,
+            "steps[0].move.add_prefix",
+        ),
+        (
+            r#"{"outputs":{"X":{"from":[{"input":"A","prefix":"x/../"}]}}}"#,
+            "outputs.X.from[0].prefix",
+        ),
+    ] {
+        assert_eq!(
+            plan(json, &ctx(&["A"], &["X"])).unwrap_err().path,
+            at,
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn added_paths_must_differ() {
+    let c = ctx(&["A"], &["X"]);
+    let e = plan(
+        r#"{"steps":[{"add":{"path":"v.txt","text":"1"}},{"add":{"path":"v.txt","text":"2"}}]}"#,
+        &c,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[1].add.path");
+    assert!(e.message.contains("steps[0].add.path"), "{e}");
+    let e = plan(
+        r#"{"steps":[{"add":{"path":"m.json","text":"1"}}],"outputs":{"X":{"from":["A"],"steps":[{"manifest":{"path":"m.json"}}]}}}"#,
+        &c,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "outputs.X.steps[0].manifest.path");
+    let e = plan(
+        r#"{"steps":[{"add":{"path":"README.md","text":"1"}},{"add":{"path":"readme.md","text":"2"}}]}"#,
+        &c,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("letter case"), "{e}");
+    plan(
+        r#"{"names":{"case_duplicates":"allow"},"steps":[{"add":{"path":"README.md","text":"1"}},{"add":{"path":"readme.md","text":"2"}}]}"#,
+        &c,
+    )
+    .unwrap();
+    // Different outputs may add the same path.
+    plan(
+        r#"{"steps":[{"add":{"path":"v.txt","text":"1"}}]}"#,
+        &ctx(&["A"], &["X", "Y"]),
+    )
+    .unwrap();
+}
+
+#[test]
+fn case_duplicates_among_produced_names() {
+    let c = ctx(&["A", "B"], &["X"]);
+    let entries = [vec![("README.md", false)], vec![("readme.md", false)]];
+    let p = plan("{}", &c).unwrap();
+    let e = layout_output(p.output(0), &entries).unwrap_err();
+    assert!(
+        e.contains("letter case") && e.contains("\"B\"") && e.contains("\"A\""),
+        "{e}"
+    );
+    // A rename producing a case duplicate within one input.
+    let p = plan(
+        r#"{"steps":[{"move":{"regex":"old/(.*)","to":"Docs/$1"}}]}"#,
+        &c,
+    )
+    .unwrap();
+    let e = layout_output(
+        p.output(0),
+        &[vec![("docs/a.md", false), ("old/a.md", false)], vec![]],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("\"Docs/a.md\"") && e.contains("\"old/a.md\""),
+        "{e}"
+    );
+    // Added files too, whatever on_conflict says (it is about exact clashes).
+    let p = plan(
+        r#"{"steps":[{"add":{"path":"VERSION","text":"1"}}],"outputs":{"X":{"from":["A","B"],"on_conflict":"last"}}}"#,
+        &c,
+    )
+    .unwrap();
+    let e = layout_output(p.output(0), &[vec![("version", false)], vec![]]).unwrap_err();
+    assert!(
+        e.contains("added file \"VERSION\"") && e.contains("letter case"),
+        "{e}"
+    );
+    // Exact clash with on_conflict last: replaced, no case error.
+    let l = layout_output(p.output(0), &[vec![("VERSION", false)], vec![]]).unwrap();
+    assert_eq!(l.entries.len(), 0);
+    assert_eq!(l.dropped, 1);
+    // Allowed: all entries kept.
+    let p = plan(r#"{"names":{"case_duplicates":"allow"}}"#, &c).unwrap();
+    assert!(p.name_rules().allow_case_duplicates);
+    let l = layout_output(p.output(0), &entries).unwrap();
+    assert_eq!(l.entries.len(), 2);
+    // The same directory from two inputs is still merged silently.
+    let p = plan("{}", &c).unwrap();
+    let l = layout_output(p.output(0), &[vec![("d/", true)], vec![("d/", true)]]).unwrap();
+    assert_eq!(l.entries.len(), 1);
+    assert!(!p.name_rules().allow_case_duplicates);
+}
+
+#[test]
+fn names_parameter_is_parsed_strictly() {
+    let c = ctx(&["A"], &["X"]);
+    let e = plan(r#"{"names":{"case_duplicates":"warn"}}"#, &c).unwrap_err();
+    assert_eq!(e.path, "names.case_duplicates");
+    let e = plan(r#"{"names":{"case":"allow"}}"#, &c).unwrap_err();
+    assert!(e.message.contains("unknown field"), "{e}");
+    let spec = PlanSpec::parse(Some(r#"{"names":{}}"#)).unwrap();
+    assert_eq!(spec.names.case_duplicates, CaseDuplicates::Error);
+}

@@ -6,8 +6,14 @@
 //! - single-disk archives only; offsets and sizes must lie inside the archive and before
 //!   the central directory;
 //! - names are decoded (UTF-8 flag, Info-ZIP Unicode path field, else UTF-8 if valid,
-//!   else CP437), backslashes from DOS/Windows hosts become `/`, and names that could
-//!   escape an extraction directory (absolute, drive letters, `..`, NUL) are rejected;
+//!   else CP437), backslashes from DOS/Windows hosts become `/`, and the result must
+//!   pass [`crate::names::check_name`] (no `\`, control characters, absolute or drive
+//!   paths, empty/`.`/`..` components, at most 4,096 bytes); with a Unicode path field
+//!   the stored name must pass too, since readers ignoring the field use it;
+//! - no two names are equal, nor (unless [`NameRules`] allow it) equal after Unicode
+//!   lowercasing;
+//! - the end record is the one every common reader picks (see `find_end_record`), and
+//!   nothing zip-like follows it;
 //! - encrypted entries are rejected (they cannot be transformed or verified);
 //! - the local header's name and method must match the central directory, and so must
 //!   its CRC and sizes unless the entry uses a data descriptor.
@@ -16,6 +22,7 @@
 //! and decompress; the worker needs the raw compressed bytes of each entry (to copy them
 //! unchanged) and must plan coalesced ranged reads from the central directory alone.
 
+use crate::names::{case_clash_why, check_name, CaseIndex, NameRules};
 use crate::ZipError;
 
 pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
@@ -63,6 +70,10 @@ pub struct Eocd {
     pub prefix: u64,
     /// Archive comment.
     pub comment: Vec<u8>,
+    /// True when the counts, size and offset come from the zip64 end record (64-bit
+    /// fields); false when from the classic record, whose 16-bit entry count some old
+    /// tools let wrap (see [`parse_central_directory`]).
+    pub zip64: bool,
 }
 
 /// Result of looking at the tail of an archive.
@@ -77,7 +88,9 @@ pub enum TailParse {
         /// before the locator); correct even with prepended bytes. Try this first.
         offset: u64,
         /// Where the locator says it is (differs only with prepended bytes or an
-        /// extensible data sector); try this if `offset` holds no record.
+        /// extensible data sector); try this if `offset` holds no record. Never past
+        /// `offset` (a larger value cannot be right and is replaced by `offset`), so
+        /// `declared + EOCD64_LEN` cannot overflow.
         declared: u64,
         /// The EOCD fields read so far.
         partial: Eocd,
@@ -105,35 +118,7 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
             "{file_len} bytes is too short to be a zip archive"
         )));
     }
-    // Scan backwards for the signature; prefer a record whose comment ends exactly at
-    // the end of the archive, but accept trailing bytes (some tools append padding).
-    let mut found = None;
-    let mut pos = tail.len() - EOCD_LEN as usize;
-    loop {
-        if u32le(tail, pos) == EOCD_SIG {
-            let comment_len = u16le(tail, pos + 20) as usize;
-            if pos + EOCD_LEN as usize + comment_len <= tail.len() {
-                let exact = pos + EOCD_LEN as usize + comment_len == tail.len();
-                if exact {
-                    found = Some(pos);
-                    break;
-                }
-                if found.is_none() {
-                    found = Some(pos);
-                }
-            }
-        }
-        if pos == 0 {
-            break;
-        }
-        pos -= 1;
-    }
-    let Some(pos) = found else {
-        return Err(ZipError::NotZip(
-            "no end-of-central-directory record in the last 64 KiB (not a zip, or truncated)"
-                .into(),
-        ));
-    };
+    let pos = find_end_record(tail)?;
     let rec = &tail[pos..];
     let disk = u16le(rec, 4);
     let cd_disk = u16le(rec, 6);
@@ -143,18 +128,6 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
     let cd_offset = u32le(rec, 16) as u64;
     let comment_len = u16le(rec, 20) as usize;
     let comment = rec[22..22 + comment_len].to_vec();
-    // Other readers (Info-ZIP, Python, the zip crate) take the *last* end-record
-    // signature; a comment holding zip structures would make them see a different
-    // archive than we do. Refuse such ambiguous archives.
-    for sig in [EOCD_SIG, CDH_SIG, LFH_SIG, EOCD64_LOCATOR_SIG] {
-        if comment.windows(4).any(|w| w == sig.to_le_bytes()) {
-            return Err(ZipError::Malformed(
-                "the archive comment contains zip headers (an ambiguous archive that other \
-                 tools would read differently)"
-                    .into(),
-            ));
-        }
-    }
     let eocd_offset = tail_start + pos as u64;
     let mut partial = Eocd {
         eocd_offset,
@@ -163,6 +136,7 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
         cd_size,
         prefix: 0,
         comment,
+        zip64: false,
     };
     // Zip64 locator sits right before the EOCD.
     if pos >= 20 && u32le(tail, pos - 20) == EOCD64_LOCATOR_SIG {
@@ -181,7 +155,7 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
         })?;
         return Ok(TailParse::NeedEocd64 {
             offset: actual,
-            declared: eocd64_offset,
+            declared: eocd64_offset.min(actual),
             partial,
         });
     }
@@ -192,6 +166,67 @@ pub fn parse_tail(tail: &[u8], file_len: u64) -> Result<TailParse, ZipError> {
     }
     fix_prefix(&mut partial, eocd_offset)?;
     Ok(TailParse::Done(partial))
+}
+
+/// Zip signatures that must not appear after the end record's fixed part (in its
+/// comment or in trailing bytes): a reader searching differently would find them.
+const TRAILER_FORBIDDEN: [u32; 5] = [LFH_SIG, CDH_SIG, EOCD_SIG, EOCD64_SIG, EOCD64_LOCATOR_SIG];
+
+/// Position in `tail` of the end record every common reader agrees on, or an error
+/// when they would disagree.
+///
+/// The record chosen is the *last* signature with room for the fixed 22 bytes: what
+/// Python's `zipfile` (exact match at `len - 22`, else the last signature), Go (the
+/// last one whose comment fits) and Info-ZIP find. Refused, because some reader would
+/// pick another record or see other structures:
+/// - its comment length runs past the end of the file (Go and Java skip it, Python
+///   takes it with a truncated comment);
+/// - its comment or the bytes after it hold a zip signature (local, central, end,
+///   zip64 end or locator);
+/// - an earlier signature's comment length ends exactly at the end of the file, which
+///   readers that prefer an exact comment match would choose instead.
+fn find_end_record(tail: &[u8]) -> Result<usize, ZipError> {
+    let fixed = EOCD_LEN as usize;
+    let last_start = tail.len() - fixed;
+    let candidates = (0..=last_start)
+        .rev()
+        .filter(|&p| u32le(tail, p) == EOCD_SIG);
+    let mut candidates = candidates.map(|p| (p, p + fixed + u16le(tail, p + 20) as usize));
+    let Some((pos, comment_end)) = candidates.next() else {
+        return Err(ZipError::NotZip(
+            "no end-of-central-directory record in the last 64 KiB (not a zip, or truncated)"
+                .into(),
+        ));
+    };
+    if comment_end > tail.len() {
+        return Err(ZipError::Malformed(format!(
+            "the end-of-central-directory record's comment ({} bytes) runs past the end of \
+             the file ({} bytes left): zip readers disagree on where such an archive ends",
+            comment_end - pos - fixed,
+            tail.len() - pos - fixed
+        )));
+    }
+    // Other readers take the last end-record signature; zip structures in the comment
+    // or after it would make some tool see a different archive than we do.
+    let after = &tail[pos + fixed..];
+    if TRAILER_FORBIDDEN
+        .iter()
+        .any(|sig| after.windows(4).any(|w| w == sig.to_le_bytes()))
+    {
+        return Err(ZipError::Malformed(
+            "the archive comment or the bytes after the end record contain zip headers (an \
+             ambiguous archive that other tools would read differently)"
+                .into(),
+        ));
+    }
+    if let Some((other, _)) = candidates.find(|&(_, end)| end == tail.len()) {
+        return Err(ZipError::Malformed(format!(
+            "another end record, {} bytes before the last one, has a comment reaching the \
+             end of the file (an ambiguous archive that other tools would read differently)",
+            pos - other
+        )));
+    }
+    Ok(pos)
 }
 
 /// Completes a zip64 archive's [`Eocd`] from the 56-byte zip64 EOCD record found at
@@ -218,6 +253,7 @@ pub fn parse_eocd64(rec: &[u8], mut partial: Eocd, rec_offset: u64) -> Result<Eo
         ));
     }
     partial.entries = entries;
+    partial.zip64 = true;
     partial.cd_size = u64le(rec, 40);
     partial.cd_offset = u64le(rec, 48);
     fix_prefix(&mut partial, rec_offset)?;
@@ -302,19 +338,32 @@ impl CdEntry {
 }
 
 /// Parses the central directory bytes (exactly `eocd.cd_size` bytes starting at
-/// `eocd.cd_offset`). Checks entry count, offsets, names, duplicates and encryption.
+/// `eocd.cd_offset`) with the default [`NameRules`] (names differing only in case are
+/// refused). See [`parse_central_directory_with`].
 pub fn parse_central_directory(cd: &[u8], eocd: &Eocd) -> Result<Vec<CdEntry>, ZipError> {
+    parse_central_directory_with(cd, eocd, &NameRules::default())
+}
+
+/// Parses the central directory bytes (exactly `eocd.cd_size` bytes starting at
+/// `eocd.cd_offset`). Checks entry count, offsets, names (each against
+/// [`crate::names::check_name`], and against each other: exact duplicates always,
+/// case-only duplicates unless `rules` allow them) and encryption.
+///
+/// A classic (non-zip64) end record whose 16-bit entry count wrapped — more than
+/// 65,535 entries written without zip64 — is accepted as Info-ZIP and Java do: the
+/// directory is walked to its end and the count must match modulo 65,536.
+pub fn parse_central_directory_with(
+    cd: &[u8],
+    eocd: &Eocd,
+    rules: &NameRules,
+) -> Result<Vec<CdEntry>, ZipError> {
     let mut entries = Vec::with_capacity(eocd.entries.min(1 << 20) as usize);
     let mut at = 0usize;
     let mut seen = std::collections::HashSet::with_capacity(entries.capacity());
+    let mut folded = CaseIndex::new();
     while at < cd.len() {
-        if cd.len() - at < 46 {
-            return Err(ZipError::Malformed(format!(
-                "central directory truncated at byte {at}"
-            )));
-        }
-        if u32le(cd, at) != CDH_SIG {
-            if entries.len() as u64 == eocd.entries {
+        if cd.len() - at < 4 || u32le(cd, at) != CDH_SIG {
+            if count_matches(eocd, entries.len()) {
                 break; // trailing bytes (digital signature record etc.)
             }
             return Err(ZipError::Malformed(format!(
@@ -322,85 +371,30 @@ pub fn parse_central_directory(cd: &[u8], eocd: &Eocd) -> Result<Vec<CdEntry>, Z
                 entries.len() + 1
             )));
         }
-        let h = &cd[at..];
-        let name_len = u16le(h, 28) as usize;
-        let extra_len = u16le(h, 30) as usize;
-        let comment_len = u16le(h, 32) as usize;
-        let total = 46 + name_len + extra_len + comment_len;
-        if h.len() < total {
-            return Err(ZipError::Malformed(format!(
-                "central directory entry #{} runs past the directory",
-                entries.len() + 1
+        if entries.len() as u64 >= MAX_ENTRIES {
+            return Err(ZipError::Limit(format!(
+                "more than {MAX_ENTRIES} entries in the central directory"
             )));
         }
-        let raw_name = h[46..46 + name_len].to_vec();
-        let extra = &h[46 + name_len..46 + name_len + extra_len];
-        let version_made_by = u16le(h, 4);
-        let flags = u16le(h, 8);
-        let mut e = CdEntry {
-            name: String::new(),
-            raw_name,
-            version_made_by,
-            version_needed: u16le(h, 6),
-            flags,
-            method: u16le(h, 10),
-            dos_time: u16le(h, 12),
-            dos_date: u16le(h, 14),
-            crc32: u32le(h, 16),
-            compressed_size: u32le(h, 20) as u64,
-            uncompressed_size: u32le(h, 24) as u64,
-            header_offset: u32le(h, 42) as u64,
-            internal_attrs: u16le(h, 36),
-            external_attrs: u32le(h, 38),
-        };
-        let disk_start = u16le(h, 34) as u32;
-        let mut unicode_name = None;
-        apply_extra(&mut e, extra, disk_start, &mut unicode_name)?;
-        let display = String::from_utf8_lossy(&e.raw_name).into_owned();
-        e.name = decode_name(&e.raw_name, flags, version_made_by >> 8, unicode_name)
-            .and_then(|n| validate_name(&n).map(|_| n))
-            .map_err(|why| ZipError::BadName {
-                name: display.clone(),
-                why,
-            })?;
-        if flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION) != 0 {
-            return Err(ZipError::Unsupported(format!(
-                "entry {:?} is encrypted",
-                e.name
-            )));
-        }
-        e.header_offset = e
-            .header_offset
-            .checked_add(eocd.prefix)
-            .ok_or_else(|| ZipError::Malformed("entry offset overflows".into()))?;
-        if e.header_offset.saturating_add(LOCAL_HEADER_LEN) > eocd.cd_offset {
-            return Err(ZipError::Malformed(format!(
-                "entry {:?} starts at {} which is inside or past the central directory at {}",
-                e.name, e.header_offset, eocd.cd_offset
-            )));
-        }
-        if e.compressed_size > eocd.cd_offset {
-            return Err(ZipError::Malformed(format!(
-                "entry {:?} claims {} compressed bytes, more than the archive holds",
-                e.name, e.compressed_size
-            )));
-        }
-        if e.method == METHOD_STORED && e.compressed_size != e.uncompressed_size {
-            return Err(ZipError::Malformed(format!(
-                "stored entry {:?} has compressed size {} but uncompressed size {}",
-                e.name, e.compressed_size, e.uncompressed_size
-            )));
-        }
+        let (e, total) = parse_cd_header(&cd[at..], eocd, entries.len() + 1)?;
         if !seen.insert(e.name.clone()) {
             return Err(ZipError::BadName {
                 name: e.name,
                 why: "appears twice in the archive".into(),
             });
         }
+        if !rules.allow_case_duplicates {
+            if let Some((other, ())) = folded.insert(&e.name, ()) {
+                return Err(ZipError::BadName {
+                    why: case_clash_why(&other),
+                    name: e.name,
+                });
+            }
+        }
         entries.push(e);
         at += total;
     }
-    if entries.len() as u64 != eocd.entries {
+    if !count_matches(eocd, entries.len()) {
         return Err(ZipError::Malformed(format!(
             "end record declares {} entries but the central directory holds {}",
             eocd.entries,
@@ -408,6 +402,116 @@ pub fn parse_central_directory(cd: &[u8], eocd: &Eocd) -> Result<Vec<CdEntry>, Z
         )));
     }
     Ok(entries)
+}
+
+/// The declared count matches `found`, or is its 16-bit wrap in a classic end record.
+fn count_matches(eocd: &Eocd, found: usize) -> bool {
+    let found = found as u64;
+    found == eocd.entries || (!eocd.zip64 && found > 0xFFFF && found % 0x1_0000 == eocd.entries)
+}
+
+/// Parses the central directory header at the start of `h` (entry number `nth`,
+/// for messages); returns the entry and the header's length.
+fn parse_cd_header(h: &[u8], eocd: &Eocd, nth: usize) -> Result<(CdEntry, usize), ZipError> {
+    if h.len() < 46 {
+        return Err(ZipError::Malformed(format!(
+            "central directory truncated in entry #{nth}"
+        )));
+    }
+    let name_len = u16le(h, 28) as usize;
+    let extra_len = u16le(h, 30) as usize;
+    let comment_len = u16le(h, 32) as usize;
+    let total = 46 + name_len + extra_len + comment_len;
+    if h.len() < total {
+        return Err(ZipError::Malformed(format!(
+            "central directory entry #{nth} runs past the directory"
+        )));
+    }
+    let raw_name = h[46..46 + name_len].to_vec();
+    let extra = &h[46 + name_len..46 + name_len + extra_len];
+    let version_made_by = u16le(h, 4);
+    let flags = u16le(h, 8);
+    let mut e = CdEntry {
+        name: String::new(),
+        raw_name,
+        version_made_by,
+        version_needed: u16le(h, 6),
+        flags,
+        method: u16le(h, 10),
+        dos_time: u16le(h, 12),
+        dos_date: u16le(h, 14),
+        crc32: u32le(h, 16),
+        compressed_size: u32le(h, 20) as u64,
+        uncompressed_size: u32le(h, 24) as u64,
+        header_offset: u32le(h, 42) as u64,
+        internal_attrs: u16le(h, 36),
+        external_attrs: u32le(h, 38),
+    };
+    let disk_start = u16le(h, 34) as u32;
+    let mut unicode_name = None;
+    apply_extra(&mut e, extra, disk_start, &mut unicode_name)?;
+    e.name = checked_name(&e.raw_name, flags, version_made_by >> 8, unicode_name)?;
+    if flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION) != 0 {
+        return Err(ZipError::Unsupported(format!(
+            "entry {:?} is encrypted",
+            e.name
+        )));
+    }
+    check_entry_bounds(&mut e, eocd)?;
+    Ok((e, total))
+}
+
+/// Decodes and checks an entry's name. With an Info-ZIP Unicode path field, the
+/// stored name is checked as well: readers that ignore the field extract under it.
+fn checked_name(
+    raw: &[u8],
+    flags: u16,
+    host: u16,
+    unicode: Option<String>,
+) -> Result<String, ZipError> {
+    let bad = |name: String, why: String| ZipError::BadName { name, why };
+    let stored = decode_name(raw, flags, host, None)
+        .map_err(|why| bad(String::from_utf8_lossy(raw).into_owned(), why))?;
+    validate_name(&stored).map_err(|why| bad(stored.clone(), why))?;
+    let Some(u) = unicode else {
+        return Ok(stored);
+    };
+    let name = decode_name(raw, flags, host, Some(u)).map_err(|why| bad(stored.clone(), why))?;
+    validate_name(&name).map_err(|why| {
+        bad(
+            name.clone(),
+            format!("(the Unicode path extra field of {stored:?}) {why}"),
+        )
+    })?;
+    Ok(name)
+}
+
+/// Applies the archive prefix to the entry's offset and checks that its header and
+/// data lie before the central directory.
+fn check_entry_bounds(e: &mut CdEntry, eocd: &Eocd) -> Result<(), ZipError> {
+    e.header_offset = e
+        .header_offset
+        .checked_add(eocd.prefix)
+        .ok_or_else(|| ZipError::Malformed("entry offset overflows".into()))?;
+    if e.header_offset.saturating_add(LOCAL_HEADER_LEN) > eocd.cd_offset {
+        return Err(ZipError::Malformed(format!(
+            "entry {:?} starts at {} which is inside or past the central directory at {}",
+            e.name, e.header_offset, eocd.cd_offset
+        )));
+    }
+    if e.compressed_size > eocd.cd_offset {
+        return Err(ZipError::Malformed(format!(
+            "entry {:?} claims {} compressed bytes, more than the archive holds",
+            e.name, e.compressed_size
+        )));
+    }
+    if e.method == METHOD_STORED && e.compressed_size != e.uncompressed_size {
+        return Err(ZipError::Malformed(format!(
+            "stored entry {:?} has compressed size {} but uncompressed size {}",
+            e.name, e.compressed_size, e.uncompressed_size
+        )));
+    }
+    Ok(())
 }
 
 fn apply_extra(
@@ -497,31 +601,11 @@ fn decode_name(
     Ok(name)
 }
 
-/// Rejects names that are empty or could escape an extraction directory.
+/// Rejects unsafe or invalid names: the rules of [`crate::names::check_name`] (empty,
+/// too long, control characters, `\`, absolute, drive letter, empty, `.` or `..`
+/// components). The error says which rule.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty name".into());
-    }
-    if name.contains('\0') {
-        return Err("contains a NUL byte".into());
-    }
-    if name.starts_with('/') || name.starts_with('\\') {
-        return Err("absolute path".into());
-    }
-    let b = name.as_bytes();
-    if b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic() {
-        return Err("starts with a drive letter".into());
-    }
-    let trimmed = name.strip_suffix('/').unwrap_or(name);
-    for part in trimmed.split('/') {
-        if part == ".." {
-            return Err("contains a `..` component".into());
-        }
-        if part.is_empty() {
-            return Err("contains an empty path component (`//`)".into());
-        }
-    }
-    Ok(())
+    check_name(name)
 }
 
 fn cp437(b: u8) -> char {
@@ -653,8 +737,18 @@ pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipE
     Ok(ends)
 }
 
-/// Reads the end records and central directory of an archive held in memory.
+/// Reads the end records and central directory of an archive held in memory, with
+/// the default [`NameRules`].
 pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
+    index_bytes_with(archive, &NameRules::default())
+}
+
+/// Reads the end records and central directory of an archive held in memory. A
+/// wrapped 16-bit entry count is corrected in the returned [`Eocd`].
+pub fn index_bytes_with(
+    archive: &[u8],
+    rules: &NameRules,
+) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
     let len = archive.len() as u64;
     let tail_len = len.min(TAIL_LEN) as usize;
     let eocd = match parse_tail(&archive[archive.len() - tail_len..], len)? {
@@ -679,12 +773,29 @@ pub fn index_bytes(archive: &[u8]) -> Result<(Eocd, Vec<CdEntry>), ZipError> {
             }
         }
     };
-    let cd = archive
-        .get(eocd.cd_offset as usize..(eocd.cd_offset + eocd.cd_size) as usize)
+    let cd = cd_range(&eocd, archive.len())
+        .and_then(|r| archive.get(r))
         .ok_or_else(|| ZipError::Malformed("central directory lies outside the archive".into()))?;
-    let entries = parse_central_directory(cd, &eocd)?;
+    let entries = parse_central_directory_with(cd, &eocd, rules)?;
+    // A wrapped 16-bit count was accepted by walking the directory: report the truth.
+    let eocd = Eocd {
+        entries: entries.len() as u64,
+        ..eocd
+    };
     Ok((eocd, entries))
 }
+
+/// The byte range of the central directory in an archive of `len` bytes, if it fits
+/// (checked arithmetic: the offsets come from the file).
+fn cd_range(eocd: &Eocd, len: usize) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(eocd.cd_offset).ok()?;
+    let end = usize::try_from(eocd.cd_offset.checked_add(eocd.cd_size)?).ok()?;
+    (end <= len).then_some(start..end)
+}
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod hostile;
 
 #[cfg(test)]
 mod tests {
