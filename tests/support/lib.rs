@@ -2,6 +2,8 @@
 //! `scripts/local-stack`), session credentials from its STS, zip builders, events,
 //! and checks with independent zip readers (Python's zipfile, `unzip -t`).
 
+pub mod proxy;
+
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -338,6 +340,26 @@ impl Stack {
                     + 3_600_000,
             ),
         }
+    }
+
+    /// A worker whose artifact S3 calls go to `s3_endpoint` (e.g. a fault proxy in
+    /// front of the stack), with GET bodies re-read after `stall` without bytes.
+    pub async fn worker_via(
+        &self,
+        cp: &LocalCodePipeline,
+        settings: Settings,
+        s3_endpoint: &str,
+        stall: std::time::Duration,
+    ) -> Worker {
+        let base = self.base_config().await;
+        let stores =
+            S3StoreFactory::new(&base, Some(s3_endpoint.to_string())).with_stall_timeout(stall);
+        Worker::new(
+            settings,
+            Arc::new(stores),
+            Some(KeyChecker::new(kms_client(&base, Some(&self.kms_endpoint)))),
+            Reporter::new(codepipeline_client(&base, Some(&cp.endpoint_url()))),
+        )
     }
 
     /// A worker as the Lambda builds it: function clients on ambient credentials (the

@@ -42,6 +42,7 @@ pub trait StoreFactory: Send + Sync + 'static {
 pub struct S3StoreFactory {
     base: SdkConfig,
     endpoint: Option<String>,
+    stall_timeout: std::time::Duration,
 }
 
 impl S3StoreFactory {
@@ -50,7 +51,14 @@ impl S3StoreFactory {
         S3StoreFactory {
             base: base.clone(),
             endpoint,
+            stall_timeout: crate::store::s3::DEFAULT_STALL_TIMEOUT,
         }
+    }
+
+    /// Sets how long a GET body may stall before it is re-read.
+    pub fn with_stall_timeout(mut self, t: std::time::Duration) -> Self {
+        self.stall_timeout = t;
+        self
     }
 
     /// The S3 client for these credentials.
@@ -76,7 +84,7 @@ impl S3StoreFactory {
 
 impl StoreFactory for S3StoreFactory {
     fn store_for(&self, creds: &ArtifactCredentials) -> Arc<dyn ObjectStore> {
-        Arc::new(S3Store::new(self.client(creds)))
+        Arc::new(S3Store::new(self.client(creds)).with_stall_timeout(self.stall_timeout))
     }
 }
 

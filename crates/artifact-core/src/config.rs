@@ -40,10 +40,14 @@ pub struct Settings {
     pub part_size: u64,
     /// Parts uploading at once.
     pub upload_concurrency: usize,
-    /// Entries processed ahead of the writer.
-    pub entry_window: usize,
     /// Largest entry (uncompressed) a content step may transform.
     pub max_transform_size: u64,
+    /// Bytes that entries being transformed may hold at once, from assembly until
+    /// written (compressed input, inflated text, step output, recompressed body).
+    pub transform_budget: u64,
+    /// Largest central directory loaded per input (the parsed index takes about
+    /// three to four times its size).
+    pub max_cd_size: u64,
     /// Time kept back from the deadline to clean up and report.
     pub deadline_margin: Duration,
     /// KMS key check mode.
@@ -63,8 +67,9 @@ impl Settings {
             read_concurrency: 4,
             part_size,
             upload_concurrency: if mem >= 1024 * MIB { 4 } else { 3 },
-            entry_window: 8 * threads.max(1),
             max_transform_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
+            transform_budget: (mem / 2).clamp(64 * MIB, 4096 * MIB),
+            max_cd_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
             deadline_margin: Duration::from_secs(10),
             kms_check: KmsCheck::Warn,
         }
@@ -97,6 +102,19 @@ impl Settings {
             _ => KmsCheck::Warn,
         };
         s
+    }
+
+    /// Entries processed ahead of the writer (derived from `threads`, so it follows
+    /// an override).
+    pub fn entry_window(&self) -> usize {
+        8 * self.threads.max(1)
+    }
+
+    /// Memory an entry being transformed holds, as counted against
+    /// `transform_budget`: its compressed bytes, the inflated text, the step output
+    /// and the recompressed body (each at most the uncompressed size, steps capped).
+    pub fn transform_footprint(&self, compressed: u64, uncompressed: u64) -> u64 {
+        compressed.saturating_add(uncompressed.saturating_mul(3))
     }
 
     /// Size of multipart part `n` (1-based): doubles every 1,000 parts, so 10,000

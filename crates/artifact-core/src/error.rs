@@ -148,6 +148,7 @@ impl JobError {
                     (StoreErrorKind::NotFound, Side::Output) => ConfigurationError,
                     (StoreErrorKind::AccessDenied, _) => PermissionError,
                     (StoreErrorKind::Unavailable, _) => SystemUnavailable,
+                    (StoreErrorKind::Changed, _) => RevisionOutOfSync,
                     (StoreErrorKind::Invalid, _) => JobFailed,
                 },
                 ArtifactCause::Entry(EntryError::Transform(_)) => ConfigurationError,

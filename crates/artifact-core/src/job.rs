@@ -378,12 +378,13 @@ impl WorkerParts {
             .collect();
         needed.sort_unstable();
         needed.dedup();
+        let (rules, max_cd_size) = (plan.name_rules(), self.settings.max_cd_size);
         let indexes = try_join_all(needed.iter().map(|&i| {
             let a = &data.input_artifacts[i];
             let loc = Job::location(a);
             let store = store.clone();
             async move {
-                load_index(store.as_ref(), loc)
+                load_index(store.as_ref(), loc, &rules, max_cd_size)
                     .await
                     .map(|idx| (i, Arc::new(idx)))
                     .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))

@@ -8,20 +8,20 @@
 use std::sync::Arc;
 
 use artifact_engine::entry::{
-    extras, planned_meta, process_entry, ManifestRow, Processed, StreamHash,
+    check_transform_size, extras, planned_meta, process_entry, ManifestRow, Processed, StreamHash,
 };
 use artifact_engine::plan::{layout_output, Export, Plan};
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::bridge::on_pool;
 use crate::config::Settings;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::{Cleanup, Sink, SinkSummary};
-use crate::source::{stream_entries, Piece, ReadPlan, Want, ZipIndex};
+use crate::source::{stream_entries, Budgets, Piece, ReadPlan, Want, ZipIndex};
 use crate::store::{Encryption, ObjectStore};
 
 /// An input as the pipeline sees it.
@@ -73,10 +73,14 @@ pub struct Ctx<'a> {
 }
 
 enum Out {
-    Entry(Box<Processed>),
+    /// A processed entry, with its share of the transform budget (released once the
+    /// entry is written).
+    Entry(Box<Processed>, Option<OwnedSemaphorePermit>),
     BigStart(Box<(EntryMeta, Option<StreamHash>)>),
     Data(Bytes),
     End,
+    /// One input's entries were all sent.
+    InputDone,
 }
 
 /// Writes output `o` of the plan at `location` from `inputs` (one per source of the
@@ -104,22 +108,30 @@ pub async fn write_output(
         .collect();
     let layout = layout_output(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
     let dropped = layout.dropped;
+    let settings = ctx.settings;
     let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];
     for (tag, p) in layout.entries.iter().enumerate() {
-        let e = &inputs[p.source].index.entries[p.entry];
+        let input = &inputs[p.source];
+        let e = &input.index.entries[p.entry];
         let ep = &p.plan;
         let whole =
             !ep.ops.is_empty() || ep.level.is_some() || ep.method.is_some_and(|m| m != e.method);
+        if whole {
+            // Refused from its declared sizes, before any byte of it is read.
+            check_transform_size(e, settings.max_transform_size).map_err(|err| {
+                JobError::artifact(Side::Input, &input.name, &input.index.location, err)
+            })?;
+        }
         wants[p.source].push(Want {
             entry: p.entry,
-            whole,
+            whole: whole
+                .then(|| settings.transform_footprint(e.compressed_size, e.uncompressed_size)),
             tag,
         });
     }
     let planned = Arc::new(layout.entries);
 
-    let settings = ctx.settings;
-    let budget = Arc::new(Semaphore::new(settings.read_budget as usize));
+    let budgets = Budgets::new(settings.read_budget, settings.transform_budget);
     let read_plan = ReadPlan {
         chunk: settings.read_chunk,
         concurrency: settings.read_concurrency,
@@ -136,8 +148,7 @@ pub async fn write_output(
                     input.index.clone(),
                     w,
                     read_plan.clone(),
-                    budget.clone(),
-                    settings.read_budget,
+                    budgets.clone(),
                 )
                 .map_err(move |c| JobError::artifact(Side::Input, &iname, &loc, c))
             }
@@ -153,9 +164,10 @@ pub async fn write_output(
             let max = settings.max_transform_size;
             async move {
                 let piece = piece?;
-                let (tag, region) = match piece {
+                let (tag, region, permit) = match piece {
                     Piece::BigData(b) => return Ok(Out::Data(b)),
                     Piece::BigEnd => return Ok(Out::End),
+                    Piece::End => return Ok(Out::InputDone),
                     Piece::BigStart { tag } => {
                         let p = &planned[tag];
                         let input = &inputs[p.source];
@@ -174,7 +186,11 @@ pub async fn write_output(
                         };
                         return Ok(Out::BigStart(Box::new((planned_meta(e, &p.plan), hash))));
                     }
-                    Piece::Whole { tag, region } => (tag, region),
+                    Piece::Whole {
+                        tag,
+                        region,
+                        permit,
+                    } => (tag, region, permit),
                 };
                 let p = &planned[tag];
                 let input = &inputs[p.source];
@@ -185,7 +201,7 @@ pub async fn write_output(
                 if !p.plan.needs_content(e.method) {
                     let op = plan.output(o);
                     return process_entry(e, region, op, &p.plan, max)
-                        .map(|x| Out::Entry(Box::new(x)))
+                        .map(|x| Out::Entry(Box::new(x), permit))
                         .map_err(|err| in_err(err.into()));
                 }
                 let index = input.index.clone();
@@ -204,11 +220,11 @@ pub async fn write_output(
                 .map_err(|panic| {
                     JobError::Internal(format!("transforming an entry panicked: {panic}"))
                 })?;
-                r.map(|x| Out::Entry(Box::new(x)))
+                r.map(|x| Out::Entry(Box::new(x), permit))
                     .map_err(|err| in_err(err.into()))
             }
         })
-        .buffered(settings.entry_window.max(1));
+        .buffered(settings.entry_window());
     futures::pin_mut!(processed);
 
     let mut sink = Sink::new(
@@ -220,12 +236,14 @@ pub async fn write_output(
     );
     let mut writer = ZipWriter::new();
     let (mut raw, mut transformed, mut big_written) = (0u64, 0u64, 0u64);
+    let mut inputs_done = 0;
     let mut big: Option<(EntryMeta, Option<StreamHash>)> = None;
     let mut exports: Vec<Export> = Vec::new();
     let mut rows: Vec<ManifestRow> = Vec::new();
     while let Some(item) = processed.next().await {
         match item? {
-            Out::Entry(p) => {
+            Out::InputDone => inputs_done += 1,
+            Out::Entry(p, permit) => {
                 let o = p.output;
                 let h = writer
                     .local_header(&o.meta)
@@ -241,6 +259,7 @@ pub async fn write_output(
                 }
                 exports.extend(p.exports);
                 rows.extend(p.manifest);
+                drop(permit);
             }
             Out::BigStart(b) => {
                 let (meta, hash) = *b;
@@ -273,6 +292,16 @@ pub async fn write_output(
                 raw += 1;
             }
         }
+    }
+    // A reader that died early must not pass for a finished, shorter archive.
+    if inputs_done != inputs.len() || raw + transformed != planned.len() as u64 {
+        return Err(out_err(ArtifactCause::Verify(format!(
+            "{} of {} entries arrived from {inputs_done} of {} inputs; the output was not \
+             completed",
+            raw + transformed,
+            planned.len(),
+            inputs.len()
+        ))));
     }
     let missing = op
         .missing_exports(&exports)

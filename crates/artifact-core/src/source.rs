@@ -4,35 +4,44 @@
 //! central directory when it fits there; separate ranges otherwise) and parses the
 //! central directory. [`stream_entries`] then reads the regions of the wanted entries
 //! in order, coalescing neighbouring regions into ranged GETs of up to
-//! `read_chunk` bytes, with `read_concurrency` requests in flight. Every chunk holds
-//! permits from a byte budget until the last slice of it is dropped downstream, so
-//! bytes in flight between the store and the sink never exceed the budget (plus the
-//! entries being transformed). The object is never held whole in memory or on disk.
+//! `read_chunk` bytes, with `read_concurrency` requests in flight.
+//!
+//! Invariants:
+//! - Every GET carries `If-Match` with the ETag seen by the first HEAD, so an input
+//!   that changes mid-job fails as `RevisionOutOfSync` instead of mixing versions.
+//! - An entry's region ends at the earliest of the next entry's header and the
+//!   largest its own header + data + descriptor can be; a read never runs on to
+//!   "the next header" of a sparse or hostile archive.
+//! - Every fetched chunk holds permits from the read budget until the last slice of
+//!   it is dropped downstream. An entry that must be assembled whole (it will be
+//!   transformed) first takes its footprint from the transform budget, before any
+//!   byte of it is copied, and hands the permit on with the piece: bytes held for
+//!   transformed entries are counted from assembly until they are written.
+//! - The producer ends the stream with [`Piece::End`] after the last wanted entry;
+//!   a stream that stops without it (a dead task) is an error downstream.
 //!
 //! Entries whose region fits in one chunk arrive whole ([`Piece::Whole`]); larger
 //! entries arrive as a verified local header and then data slices
 //! ([`Piece::BigStart`] / [`Piece::BigData`] / [`Piece::BigEnd`]) unless they must be
-//! transformed, in which case they are assembled (bounded by `max_transform_size`).
+//! transformed, in which case they are assembled.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use artifact_engine::entry::header_len;
+use artifact_engine::names::NameRules;
 use artifact_engine::zip::read::{
-    parse_central_directory, parse_eocd64, parse_tail, region_ends, EOCD64_LEN, TAIL_LEN,
+    parse_central_directory_with, parse_eocd64, parse_tail, region_ends, EOCD64_LEN, TAIL_LEN,
 };
 use artifact_engine::zip::{CdEntry, Eocd, TailParse};
 use artifact_engine::ZipError;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ArtifactCause;
 use crate::event::S3Location;
 use crate::store::{ObjectStore, StoreError};
-
-/// Largest central directory we agree to load.
-pub const MAX_CD_SIZE: u64 = 256 << 20;
 
 /// An input archive's central directory.
 #[derive(Debug)]
@@ -41,6 +50,8 @@ pub struct ZipIndex {
     pub location: S3Location,
     /// Object size.
     pub size: u64,
+    /// The ETag every read is pinned to.
+    pub etag: Option<String>,
     /// End record.
     pub eocd: Eocd,
     /// Entries in central directory order.
@@ -49,19 +60,24 @@ pub struct ZipIndex {
     pub ends: Vec<u64>,
 }
 
-/// Reads and validates the central directory of the zip at `loc`.
+/// Reads and validates the central directory of the zip at `loc`, refusing one
+/// larger than `max_cd_size` bytes before reading it.
 pub async fn load_index(
     store: &dyn ObjectStore,
     loc: &S3Location,
+    rules: &NameRules,
+    max_cd_size: u64,
 ) -> Result<ZipIndex, ArtifactCause> {
-    let size = store.size(loc).await?;
+    let info = store.head(loc).await?;
+    let (size, etag) = (info.size, info.etag);
     if size == 0 {
         return Err(ZipError::NotZip("the object is empty (0 bytes)".into()).into());
     }
+    let get = |r: Range<u64>| store.get_range(loc, r, etag.as_deref());
     let tail_len = size.min(TAIL_LEN);
     let tail_start = size - tail_len;
-    let tail = store.get_range(loc, tail_start..size).await?;
-    let in_tail = |r: Range<u64>| -> Option<Bytes> {
+    let tail = get(tail_start..size).await?;
+    let in_tail = |r: &Range<u64>| -> Option<Bytes> {
         (r.start >= tail_start && r.end <= size)
             .then(|| tail.slice((r.start - tail_start) as usize..(r.end - tail_start) as usize))
     };
@@ -74,12 +90,12 @@ pub async fn load_index(
         } => {
             let mut result = Err(ZipError::Malformed("zip64 end record not found".into()));
             for at in [offset, declared] {
-                if at + EOCD64_LEN > size {
+                let Some(end) = at.checked_add(EOCD64_LEN).filter(|&e| e <= size) else {
                     continue;
-                }
-                let rec = match in_tail(at..at + EOCD64_LEN) {
+                };
+                let rec = match in_tail(&(at..end)) {
                     Some(b) => b,
-                    None => store.get_range(loc, at..at + EOCD64_LEN).await?,
+                    None => get(at..end).await?,
                 };
                 result = parse_eocd64(&rec, partial.clone(), at);
                 if result.is_ok() {
@@ -89,23 +105,30 @@ pub async fn load_index(
             result?
         }
     };
-    if eocd.cd_size > MAX_CD_SIZE {
+    if eocd.cd_size > max_cd_size {
         return Err(ZipError::Limit(format!(
-            "central directory of {} bytes (the limit is {MAX_CD_SIZE})",
+            "central directory of {} bytes (the limit for this function's memory is \
+             {max_cd_size}; raise the function memory)",
             eocd.cd_size
         ))
         .into());
     }
-    let cd_range = eocd.cd_offset..eocd.cd_offset + eocd.cd_size;
-    let cd = match in_tail(cd_range.clone()) {
+    let cd_end = eocd
+        .cd_offset
+        .checked_add(eocd.cd_size)
+        .filter(|&e| e <= size)
+        .ok_or_else(|| ZipError::Malformed("central directory runs past the object".into()))?;
+    let cd_range = eocd.cd_offset..cd_end;
+    let cd = match in_tail(&cd_range) {
         Some(b) => b,
-        None => store.get_range(loc, cd_range).await?,
+        None => get(cd_range).await?,
     };
-    let entries = parse_central_directory(&cd, &eocd)?;
+    let entries = parse_central_directory_with(&cd, &eocd, rules)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
     Ok(ZipIndex {
         location: loc.clone(),
         size,
+        etag,
         eocd,
         entries,
         ends,
@@ -118,13 +141,14 @@ pub async fn load_index(
 pub struct Want {
     /// Entry index.
     pub entry: usize,
-    /// Needs the whole region in memory.
-    pub whole: bool,
+    /// Needs the whole region in memory; the value is its footprint in bytes, taken
+    /// from the transform budget before assembly.
+    pub whole: Option<u64>,
     /// Caller's tag, returned with the pieces.
     pub tag: usize,
 }
 
-/// Data of the wanted entries, in order.
+/// Data of the wanted entries, in order, then [`Piece::End`].
 #[derive(Debug)]
 pub enum Piece {
     /// The entry's whole region (local header, data, any descriptor).
@@ -133,6 +157,8 @@ pub enum Piece {
         tag: usize,
         /// The region.
         region: Bytes,
+        /// The entry's share of the transform budget (for entries wanted whole).
+        permit: Option<OwnedSemaphorePermit>,
     },
     /// A large entry starts; its local header was checked.
     BigStart {
@@ -143,6 +169,8 @@ pub enum Piece {
     BigData(Bytes),
     /// A large entry ended; all its data was sent.
     BigEnd,
+    /// Every wanted entry was sent.
+    End,
 }
 
 struct Permitted {
@@ -153,6 +181,44 @@ struct Permitted {
 impl AsRef<[u8]> for Permitted {
     fn as_ref(&self) -> &[u8] {
         &self.data
+    }
+}
+
+/// Budgets that bound what reading holds in memory.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    /// Bytes of fetched chunks (one permit per byte).
+    pub read: Arc<Semaphore>,
+    /// Its size in bytes.
+    pub read_bytes: u64,
+    /// Bytes held by entries being transformed (one permit per KiB).
+    pub transform: Arc<Semaphore>,
+    /// Its size in KiB.
+    pub transform_kib: u32,
+}
+
+impl Budgets {
+    /// Budgets of `read_bytes` and `transform_bytes`.
+    pub fn new(read_bytes: u64, transform_bytes: u64) -> Self {
+        let read_bytes = read_bytes.clamp(1, u32::MAX as u64);
+        let transform_kib = (transform_bytes / 1024).clamp(1, u32::MAX as u64 >> 4) as u32;
+        Budgets {
+            read: Arc::new(Semaphore::new(read_bytes as usize)),
+            read_bytes,
+            transform: Arc::new(Semaphore::new(transform_kib as usize)),
+            transform_kib,
+        }
+    }
+
+    /// Takes `bytes` from the transform budget (all of it when `bytes` is larger:
+    /// such an entry is transformed alone).
+    async fn take_transform(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let kib = bytes.div_ceil(1024).clamp(1, self.transform_kib as u64) as u32;
+        self.transform
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .expect("the transform budget is never closed")
     }
 }
 
@@ -199,17 +265,15 @@ pub fn plan_requests(regions: &[Range<u64>], plan: &ReadPlan) -> Vec<Range<u64>>
     out
 }
 
-/// Streams the wanted entries' data from `store`. `budget` bounds the bytes held by
-/// fetched chunks (each request takes permits for its size until dropped).
+/// Streams the wanted entries' data from `store`, within `budgets`.
 pub fn stream_entries(
     store: Arc<dyn ObjectStore>,
     index: Arc<ZipIndex>,
     wants: Vec<Want>,
     plan: ReadPlan,
-    budget: Arc<Semaphore>,
-    budget_bytes: u64,
+    budgets: Budgets,
 ) -> impl Stream<Item = Result<Piece, ArtifactCause>> + Send + 'static {
-    let chunk = plan.chunk.min(budget_bytes).max(1);
+    let chunk = plan.chunk.min(budgets.read_bytes).max(1);
     let plan = ReadPlan { chunk, ..plan };
     let regions: Vec<Range<u64>> = wants
         .iter()
@@ -217,166 +281,212 @@ pub fn stream_entries(
         .collect();
     let requests = plan_requests(&regions, &plan);
     let loc = index.location.clone();
+    let etag = index.etag.clone();
+    let read_budget = budgets.read.clone();
     let chunks = futures::stream::iter(requests)
         .map(move |r| {
-            let store = store.clone();
-            let budget = budget.clone();
-            let loc = loc.clone();
+            let (store, budget) = (store.clone(), read_budget.clone());
+            let (loc, etag) = (loc.clone(), etag.clone());
             async move {
                 let permit = budget
                     .acquire_many_owned((r.end - r.start) as u32)
                     .await
                     .expect("budget semaphore is never closed");
-                let data = store.get_range(&loc, r.clone()).await?;
-                Ok::<_, StoreError>((
-                    r.start,
-                    Bytes::from_owner(Permitted {
-                        data,
-                        _permit: permit,
-                    }),
-                ))
+                let data = store.get_range(&loc, r.clone(), etag.as_deref()).await?;
+                let data = Bytes::from_owner(Permitted {
+                    data,
+                    _permit: permit,
+                });
+                Ok::<_, StoreError>((r.start, data))
             }
         })
         .buffered(plan.concurrency.max(1))
         .map_err(ArtifactCause::from);
-    assemble(chunks, index, wants, regions)
-}
-
-/// Turns ordered chunks into pieces.
-fn assemble<S>(
-    chunks: S,
-    index: Arc<ZipIndex>,
-    wants: Vec<Want>,
-    regions: Vec<Range<u64>>,
-) -> impl Stream<Item = Result<Piece, ArtifactCause>> + Send + 'static
-where
-    S: Stream<Item = Result<(u64, Bytes), ArtifactCause>> + Send + Unpin + 'static,
-{
-    async_stream_like(move |tx| async move {
-        let mut chunks = chunks;
-        let mut cur: Option<(u64, Bytes)> = None;
-        // Returns the bytes [start, end) from the chunk stream; all requested ranges
-        // are visited in increasing order, and small regions never span chunks.
-        macro_rules! next_chunk_covering {
-            ($pos:expr) => {{
-                let want: u64 = $pos;
-                loop {
-                    if let Some((s, b)) = &cur {
-                        if want >= *s && want < *s + b.len() as u64 {
-                            break;
-                        }
-                    }
-                    match chunks.next().await {
-                        Some(Ok(c)) => cur = Some(c),
-                        Some(Err(e)) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                        None => {
-                            let _ = tx
-                                .send(Err(ArtifactCause::Verify(format!(
-                                    "read plan ended before offset {}",
-                                    $pos
-                                ))))
-                                .await;
-                            return;
-                        }
-                    }
-                }
-                let (s, b) = cur.as_ref().unwrap();
-                (*s, b.clone())
-            }};
-        }
-        for (w, r) in wants.iter().zip(regions) {
-            let e = &index.entries[w.entry];
-            let len = r.end - r.start;
-            let (cs, cb) = next_chunk_covering!(r.start);
-            let off = (r.start - cs) as usize;
-            if off as u64 + len <= cb.len() as u64 {
-                let region = cb.slice(off..off + len as usize);
-                if tx
-                    .send(Ok(Piece::Whole { tag: w.tag, region }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-            // Region spans several chunks.
-            if w.whole {
-                let mut buf = BytesMut::with_capacity(len as usize);
-                let mut pos = r.start;
-                while pos < r.end {
-                    let (cs, cb) = next_chunk_covering!(pos);
-                    let a = (pos - cs) as usize;
-                    let b = ((r.end - cs) as usize).min(cb.len());
-                    buf.extend_from_slice(&cb[a..b]);
-                    pos = cs + b as u64;
-                }
-                if tx
-                    .send(Ok(Piece::Whole {
-                        tag: w.tag,
-                        region: buf.freeze(),
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-            // Large raw entry: check the header (within the first chunk), then stream data.
-            let first = cb.slice(off..);
-            let hlen = match header_len(e, &first) {
-                Ok(h) => h,
-                Err(err) => {
-                    let _ = tx.send(Err(err.into())).await;
-                    return;
-                }
-            };
-            let data_start = r.start + hlen;
-            let data_end = data_start + e.compressed_size;
-            if data_end > r.end {
-                let _ = tx
-                    .send(Err(ZipError::Malformed(format!(
-                        "entry {:?}: data overlaps the next entry or the central directory",
-                        e.name
-                    ))
-                    .into()))
-                    .await;
-                return;
-            }
-            if tx.send(Ok(Piece::BigStart { tag: w.tag })).await.is_err() {
-                return;
-            }
-            let mut pos = data_start;
-            while pos < data_end {
-                let (cs, cb) = next_chunk_covering!(pos);
-                let a = (pos - cs) as usize;
-                let b = ((data_end - cs) as usize).min(cb.len());
-                if tx.send(Ok(Piece::BigData(cb.slice(a..b)))).await.is_err() {
-                    return;
-                }
-                pos = cs + b as u64;
-            }
-            if tx.send(Ok(Piece::BigEnd)).await.is_err() {
-                return;
-            }
+    spawn_producer(move |tx| async move {
+        let mut producer = Producer {
+            chunks: ChunkCursor {
+                chunks: Box::pin(chunks),
+                cur: None,
+            },
+            tx,
+            budgets,
+        };
+        if let Err(e) = producer.run(&index, &wants, regions).await {
+            let _ = producer.tx.send(Err(e)).await;
         }
     })
 }
 
+/// Ordered chunks, and the one being read from.
+struct ChunkCursor<S> {
+    chunks: S,
+    cur: Option<(u64, Bytes)>,
+}
+
+impl<S> ChunkCursor<S>
+where
+    S: Stream<Item = Result<(u64, Bytes), ArtifactCause>> + Unpin,
+{
+    /// The chunk holding byte `pos`, and its start. Requested ranges are visited in
+    /// increasing order, so chunks before `pos` are dropped on the way.
+    async fn covering(&mut self, pos: u64) -> Result<(u64, Bytes), ArtifactCause> {
+        loop {
+            if let Some((s, b)) = &self.cur {
+                if pos >= *s && pos < *s + b.len() as u64 {
+                    return Ok((*s, b.clone()));
+                }
+            }
+            self.cur = match self.chunks.next().await {
+                Some(c) => Some(c?),
+                None => {
+                    return Err(ArtifactCause::Verify(format!(
+                        "the read plan ended before offset {pos}"
+                    )))
+                }
+            };
+        }
+    }
+}
+
+/// Why production stopped early without an error: the consumer went away.
+struct Gone;
+
+/// Sends a piece; `Gone` when the consumer went away. (A free function borrowing
+/// only the sender, so the producer's futures stay `Send`.)
+async fn send(tx: &mpsc::Sender<Result<Piece, ArtifactCause>>, piece: Piece) -> Result<(), Gone> {
+    tx.send(Ok(piece)).await.map_err(|_| Gone)
+}
+
+/// Turns ordered chunks into pieces and sends them.
+struct Producer<S> {
+    chunks: ChunkCursor<S>,
+    tx: mpsc::Sender<Result<Piece, ArtifactCause>>,
+    budgets: Budgets,
+}
+
+impl<S> Producer<S>
+where
+    S: Stream<Item = Result<(u64, Bytes), ArtifactCause>> + Unpin,
+{
+    async fn run(
+        &mut self,
+        index: &ZipIndex,
+        wants: &[Want],
+        regions: Vec<Range<u64>>,
+    ) -> Result<(), ArtifactCause> {
+        for (w, r) in wants.iter().zip(regions) {
+            let e = &index.entries[w.entry];
+            let sent = match w.whole {
+                Some(footprint) => self.whole(w.tag, r, footprint).await?,
+                None => self.streamed(e, w.tag, r).await?,
+            };
+            if sent.is_err() {
+                return Ok(());
+            }
+        }
+        let _ = send(&self.tx, Piece::End).await;
+        Ok(())
+    }
+
+    /// Sends an entry's region whole: a slice of one chunk, or (taking its share
+    /// of the transform budget first) copied together from several.
+    async fn whole(
+        &mut self,
+        tag: usize,
+        r: Range<u64>,
+        footprint: u64,
+    ) -> Result<Result<(), Gone>, ArtifactCause> {
+        let permit = Some(self.budgets.take_transform(footprint).await);
+        let (cs, cb) = self.chunks.covering(r.start).await?;
+        let off = (r.start - cs) as usize;
+        let len = (r.end - r.start) as usize;
+        let region = if off + len <= cb.len() {
+            cb.slice(off..off + len)
+        } else {
+            let mut buf = BytesMut::with_capacity(len);
+            let mut pos = r.start;
+            while pos < r.end {
+                let (cs, cb) = self.chunks.covering(pos).await?;
+                let a = (pos - cs) as usize;
+                let b = ((r.end - cs) as usize).min(cb.len());
+                buf.extend_from_slice(&cb[a..b]);
+                pos = cs + b as u64;
+            }
+            buf.freeze()
+        };
+        Ok(send(
+            &self.tx,
+            Piece::Whole {
+                tag,
+                region,
+                permit,
+            },
+        )
+        .await)
+    }
+
+    /// Sends a raw entry: whole when it sits in one chunk, else its checked header
+    /// and then its data chunk by chunk.
+    async fn streamed(
+        &mut self,
+        e: &CdEntry,
+        tag: usize,
+        r: Range<u64>,
+    ) -> Result<Result<(), Gone>, ArtifactCause> {
+        let (cs, cb) = self.chunks.covering(r.start).await?;
+        let off = (r.start - cs) as usize;
+        if off as u64 + (r.end - r.start) <= cb.len() as u64 {
+            let region = cb.slice(off..off + (r.end - r.start) as usize);
+            return Ok(send(
+                &self.tx,
+                Piece::Whole {
+                    tag,
+                    region,
+                    permit: None,
+                },
+            )
+            .await);
+        }
+        let hlen = header_len(e, &cb.slice(off..))?;
+        let data_start = r.start + hlen;
+        let data_end = data_start + e.compressed_size;
+        if data_end > r.end {
+            return Err(ZipError::Malformed(format!(
+                "entry {:?}: data overlaps the next entry or the central directory",
+                e.name
+            ))
+            .into());
+        }
+        if send(&self.tx, Piece::BigStart { tag }).await.is_err() {
+            return Ok(Err(Gone));
+        }
+        let mut pos = data_start;
+        while pos < data_end {
+            let (cs, cb) = self.chunks.covering(pos).await?;
+            let a = (pos - cs) as usize;
+            let b = ((data_end - cs) as usize).min(cb.len());
+            if send(&self.tx, Piece::BigData(cb.slice(a..b)))
+                .await
+                .is_err()
+            {
+                return Ok(Err(Gone));
+            }
+            pos = cs + b as u64;
+        }
+        Ok(send(&self.tx, Piece::BigEnd).await)
+    }
+}
+
 /// A stream fed by a spawned producer task through a small channel, so reading runs
-/// ahead while the consumer waits on the sink. The task stops when the stream is
-/// dropped (its next send fails).
-fn async_stream_like<T, F, Fut>(f: F) -> impl Stream<Item = T> + Send + 'static
+/// ahead while the consumer waits on the sink. The task is aborted when the stream
+/// is dropped (e.g. a job deadline).
+fn spawn_producer<T, F, Fut>(f: F) -> impl Stream<Item = T> + Send + 'static
 where
     T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    F: FnOnce(mpsc::Sender<T>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(4);
     let task = tokio::spawn(f(tx));
     let guard = AbortOnDrop(task);
     futures::stream::poll_fn(move |cx| {
@@ -385,7 +495,7 @@ where
     })
 }
 
-/// Aborts the producer when the consumer goes away (e.g. a job deadline).
+/// Aborts the producer when the consumer goes away.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {

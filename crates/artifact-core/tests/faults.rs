@@ -221,3 +221,107 @@ async fn panics_on_the_pool_become_errors() {
     let r: Result<(), String> = artifact_core::bridge::on_pool(&pool, || panic!("boom")).await;
     assert_eq!(r.unwrap_err(), "boom");
 }
+
+fn zip_with(entries: &[(&str, Vec<u8>, bool)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data, deflate) in entries {
+        let method = if *deflate {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_too_large_to_transform_is_refused_before_it_is_read() {
+    // 128 MB function: entries over 16 MiB cannot be held whole for a content step.
+    // The 40 MiB stored JSON entry must be refused from its declared size, not after
+    // its bytes were assembled in memory.
+    let big_json = {
+        let mut v = b"{\"pad\": \"".to_vec();
+        v.resize(40 << 20, b'x');
+        v.extend_from_slice(b"\"}");
+        v
+    };
+    let store = Arc::new(MemoryStore::new());
+    let input = zip_with(&[
+        ("small.txt", b"hi".to_vec(), true),
+        ("big.json", big_json, false),
+    ]);
+    store.insert("b", "in.zip", input);
+    let (r, _) = run(&store, r#"{"steps":[{"template":{"files":["*.json"]}}]}"#).await;
+    let err = r.unwrap_err();
+    let msg = err.report_message();
+    assert_eq!(err.failure_type(), FailureType::JobFailed, "{msg}");
+    assert!(
+        msg.contains("big.json") && msg.contains("cannot be"),
+        "{msg}"
+    );
+    let read = store.stats().bytes_read;
+    assert!(read < 1 << 20, "read {read} bytes before refusing");
+    assert!(store.object("b", "out.zip").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_spanning_many_chunks_are_copied_and_transformed() {
+    let mut s = small_settings();
+    s.read_chunk = 64 << 10;
+    s.read_budget = 256 << 10;
+    let text: Vec<u8> = (0..20_000)
+        .flat_map(|i| format!("line {i} env=dev\n").into_bytes())
+        .collect();
+    let input = zip_with(&[
+        ("a.bin", noise(300_000, 1), false),
+        ("b.txt", text.clone(), true),
+        ("c.bin", noise(200_000, 2), true),
+        ("d.txt", text.clone(), false),
+    ]);
+    let store = Arc::new(MemoryStore::new());
+    store.insert("b", "in.zip", input);
+    let w = worker(s);
+    let params = r#"{"steps":[{"replace":{"files":["*.txt"],"find":"dev","with":"prod"}}]}"#;
+    let ok = w
+        .run(&job(params), store.clone(), Arc::new(Cleanup::default()))
+        .await
+        .unwrap();
+    assert_eq!(ok.outputs[0].transformed_entries, 2);
+    // Entry reads stay within a chunk (the index read of the tail may be larger).
+    assert!(store.stats().max_range <= 128 << 10);
+    let (body, _) = store.object("b", "out.zip").unwrap();
+    let mut a = zip::ZipArchive::new(Cursor::new(body.to_vec())).unwrap();
+    let want = String::from_utf8(text).unwrap().replace("dev", "prod");
+    for (name, expect) in [
+        ("a.bin", noise(300_000, 1)),
+        ("b.txt", want.clone().into_bytes()),
+        ("c.bin", noise(200_000, 2)),
+        ("d.txt", want.into_bytes()),
+    ] {
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut a.by_name(name).unwrap(), &mut got).unwrap();
+        assert!(got == expect, "{name} differs");
+    }
+}
+
+#[tokio::test]
+async fn reads_are_pinned_to_the_first_etag() {
+    use artifact_core::event::S3Location;
+    let store = MemoryStore::new();
+    store.insert("b", "in.zip", b"version one".to_vec());
+    let loc = S3Location {
+        bucket_name: "b".into(),
+        object_key: "in.zip".into(),
+    };
+    let info = store.head(&loc).await.unwrap();
+    let tag = info.etag.as_deref();
+    assert!(store.get_range(&loc, 0..7, tag).await.is_ok());
+    store.insert("b", "in.zip", b"version two".to_vec());
+    let err = store.get_range(&loc, 0..7, tag).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Changed);
+    let job_err = JobError::artifact(artifact_core::error::Side::Input, "In", &loc, err);
+    assert_eq!(job_err.failure_type(), FailureType::RevisionOutOfSync);
+}

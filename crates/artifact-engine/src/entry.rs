@@ -138,6 +138,21 @@ pub fn planned_meta(e: &CdEntry, ep: &EntryPlan) -> EntryMeta {
     meta
 }
 
+/// Refuses, from its declared sizes, an entry too large to be held whole for a
+/// content step (or recompression) within `max` bytes.
+pub fn check_transform_size(e: &CdEntry, max: u64) -> Result<(), ZipError> {
+    if e.uncompressed_size > max || e.compressed_size > max {
+        return Err(ZipError::Limit(format!(
+            "entry {:?} is {} bytes uncompressed; entries larger than {max} bytes cannot be \
+             transformed, exported from or recompressed (raise the function memory or leave \
+             the entry out of those steps)",
+            e.name,
+            e.uncompressed_size.max(e.compressed_size)
+        )));
+    }
+    Ok(())
+}
+
 /// Processes one entry of an output according to its plan.
 pub fn process_entry(
     e: &CdEntry,
@@ -159,15 +174,7 @@ pub fn process_entry(
             manifest: None,
         });
     }
-    if e.uncompressed_size > max_transform_size {
-        return Err(ZipError::Limit(format!(
-            "entry {:?} is {} bytes uncompressed; entries larger than {} bytes cannot be \
-             transformed, exported from or recompressed (raise the function memory or leave \
-             the entry out of those steps)",
-            e.name, e.uncompressed_size, max_transform_size
-        ))
-        .into());
-    }
+    check_transform_size(e, max_transform_size)?;
     let plain = decompress(e, &data)?;
     let (new, exports, unchanged) = if ep.ops.is_empty() {
         (plain, Vec::new(), true)

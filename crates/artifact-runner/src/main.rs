@@ -124,6 +124,7 @@ async fn run(args: RunArgs) -> Result<()> {
         let threads = settings.threads;
         settings = Settings {
             kms_check: settings.kms_check,
+            deadline_margin: settings.deadline_margin,
             ..Settings::for_memory(mb, threads)
         };
     }

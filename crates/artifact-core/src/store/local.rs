@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
+use super::{CompletedPart, Encryption, ObjectInfo, ObjectStore, StoreError, StoreErrorKind};
 use crate::event::S3Location;
 
 /// A directory acting as an object store.
@@ -112,9 +112,20 @@ async fn write_atomically(
     tokio::fs::rename(&tmp, dest).await
 }
 
+/// Size and modification time stand in for an ETag: files are replaced atomically
+/// (rename), so a new version has a new mtime.
+fn etag_of(m: &std::fs::Metadata) -> String {
+    let nanos = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{:x}-{:x}\"", m.len(), nanos)
+}
+
 #[async_trait]
 impl ObjectStore for LocalStore {
-    async fn size(&self, loc: &S3Location) -> Result<u64, StoreError> {
+    async fn head(&self, loc: &S3Location) -> Result<ObjectInfo, StoreError> {
         let p = self.path("HeadObject", loc)?;
         let m = tokio::fs::metadata(&p)
             .await
@@ -127,11 +138,32 @@ impl ObjectStore for LocalStore {
                 "NoSuchKey: not a file",
             ));
         }
-        Ok(m.len())
+        Ok(ObjectInfo {
+            size: m.len(),
+            etag: Some(etag_of(&m)),
+        })
     }
 
-    async fn get_range(&self, loc: &S3Location, range: Range<u64>) -> Result<Bytes, StoreError> {
+    async fn get_range(
+        &self,
+        loc: &S3Location,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<Bytes, StoreError> {
         let p = self.path("GetObject", loc)?;
+        if let Some(tag) = if_match {
+            let m = tokio::fs::metadata(&p)
+                .await
+                .map_err(|e| io_err("GetObject", loc, e))?;
+            if etag_of(&m) != tag {
+                return Err(StoreError::new(
+                    StoreErrorKind::Changed,
+                    "GetObject",
+                    loc,
+                    "PreconditionFailed: the file changed since it was first read",
+                ));
+            }
+        }
         let mut f = tokio::fs::File::open(&p)
             .await
             .map_err(|e| io_err("GetObject", loc, e))?;

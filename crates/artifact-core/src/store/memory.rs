@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
-use super::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
+use super::{CompletedPart, Encryption, ObjectInfo, ObjectStore, StoreError, StoreErrorKind};
 use crate::event::S3Location;
 
 /// A fault: the `nth` (0-based) call of `op` fails with `kind`.
@@ -103,22 +103,36 @@ impl MemoryStore {
     }
 }
 
+/// A content hash standing in for S3's ETag.
+fn etag_of(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(b)[..16]))
+}
+
 fn key(loc: &S3Location) -> (String, String) {
     (loc.bucket_name.clone(), loc.object_key.clone())
 }
 
 #[async_trait]
 impl ObjectStore for MemoryStore {
-    async fn size(&self, loc: &S3Location) -> Result<u64, StoreError> {
+    async fn head(&self, loc: &S3Location) -> Result<ObjectInfo, StoreError> {
         let s = self.enter("HeadObject", loc)?;
         s.objects
             .get(&key(loc))
-            .map(|(b, _)| b.len() as u64)
+            .map(|(b, _)| ObjectInfo {
+                size: b.len() as u64,
+                etag: Some(etag_of(b)),
+            })
             .ok_or_else(|| {
                 StoreError::new(StoreErrorKind::NotFound, "HeadObject", loc, "NoSuchKey")
             })
     }
-    async fn get_range(&self, loc: &S3Location, range: Range<u64>) -> Result<Bytes, StoreError> {
+    async fn get_range(
+        &self,
+        loc: &S3Location,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<Bytes, StoreError> {
         let mut s = self.enter("GetObject", loc)?;
         let b = s
             .objects
@@ -127,6 +141,14 @@ impl ObjectStore for MemoryStore {
             .ok_or_else(|| {
                 StoreError::new(StoreErrorKind::NotFound, "GetObject", loc, "NoSuchKey")
             })?;
+        if if_match.is_some_and(|tag| tag != etag_of(&b)) {
+            return Err(StoreError::new(
+                StoreErrorKind::Changed,
+                "GetObject",
+                loc,
+                "PreconditionFailed (HTTP 412)",
+            ));
+        }
         if range.end > b.len() as u64 || range.start > range.end {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,

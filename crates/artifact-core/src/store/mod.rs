@@ -24,6 +24,15 @@ pub struct Encryption {
     pub kms_key_id: Option<String>,
 }
 
+/// What HEAD says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// The object's ETag (quoted, as S3 sends it), used to pin the version read.
+    pub etag: Option<String>,
+}
+
 /// One uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedPart {
@@ -44,6 +53,8 @@ pub enum StoreErrorKind {
     AccessDenied,
     /// Throttling, 5xx or network trouble that persisted through retries.
     Unavailable,
+    /// The object changed since it was first read (`If-Match` failed).
+    Changed,
     /// The request itself was wrong (bad range, bad key, too small part...).
     Invalid,
 }
@@ -82,10 +93,16 @@ impl StoreError {
 /// Object operations the worker needs.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Size of the object in bytes.
-    async fn size(&self, loc: &S3Location) -> Result<u64, StoreError>;
-    /// Bytes `range` of the object (must lie inside it).
-    async fn get_range(&self, loc: &S3Location, range: Range<u64>) -> Result<Bytes, StoreError>;
+    /// Size and ETag of the object.
+    async fn head(&self, loc: &S3Location) -> Result<ObjectInfo, StoreError>;
+    /// Bytes `range` of the object (must lie inside it). With `if_match`, the read
+    /// fails with [`StoreErrorKind::Changed`] unless the object still has that ETag.
+    async fn get_range(
+        &self,
+        loc: &S3Location,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<Bytes, StoreError>;
     /// Writes a whole object in one request.
     async fn put_object(
         &self,

@@ -2,6 +2,21 @@
 //!
 //! The client is built per job from the job's `artifactCredentials` only (see
 //! [`crate::clients`]); this module never looks at ambient credentials.
+//!
+//! Retries: the SDK retries a request that fails before its response body starts.
+//! On top of that, a ranged GET whose body breaks (reset, short read) or stalls for
+//! longer than the stall timeout is resumed from the first byte not yet received,
+//! and throttling, 5xx and network errors on any call are retried with exponential
+//! backoff and full jitter, up to [`MAX_ATTEMPTS`] attempts. The error that is finally
+//! returned keeps its cause and says how many attempts were made. Only
+//! [`StoreErrorKind::Unavailable`] errors are retried: a denied, missing or changed
+//! object fails at once.
+
+/// Attempts per call (including the first) before an unavailable store fails a job.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// How long a GET body may deliver nothing before it is abandoned and re-read.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 use std::ops::Range;
 
@@ -12,19 +27,147 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, ServerSideEncryption};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
-use super::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
+use super::{CompletedPart, Encryption, ObjectInfo, ObjectStore, StoreError, StoreErrorKind};
 use crate::event::S3Location;
 
 /// S3 through aws-sdk-s3.
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: aws_sdk_s3::Client,
+    stall_timeout: std::time::Duration,
 }
 
 impl S3Store {
     /// Wraps a client (built from the job's credentials).
     pub fn new(client: aws_sdk_s3::Client) -> Self {
-        S3Store { client }
+        S3Store {
+            client,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
+    }
+
+    /// Sets how long a GET body may stall before it is re-read.
+    pub fn with_stall_timeout(mut self, t: std::time::Duration) -> Self {
+        self.stall_timeout = t;
+        self
+    }
+
+    /// One GET of `range` appended to `buf`; on a body error the bytes received so
+    /// far stay in `buf`, so the next attempt resumes after them.
+    async fn get_into(
+        &self,
+        loc: &S3Location,
+        range: Range<u64>,
+        if_match: Option<&str>,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&loc.bucket_name)
+            .key(&loc.object_key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", loc, e))?;
+        let unavailable =
+            |why: String| StoreError::new(StoreErrorKind::Unavailable, "GetObject", loc, why);
+        let want = (range.end - range.start) as usize;
+        let start = buf.len();
+        let mut body = out.body;
+        loop {
+            let next = tokio::time::timeout(self.stall_timeout, body.next())
+                .await
+                .map_err(|_| {
+                    unavailable(format!(
+                        "the body stalled: no bytes for {} ms after {} of {want}",
+                        self.stall_timeout.as_millis(),
+                        buf.len() - start
+                    ))
+                })?;
+            match next {
+                None => break,
+                Some(Ok(chunk)) => {
+                    if buf.len() - start + chunk.len() > want {
+                        return Err(StoreError::new(
+                            StoreErrorKind::Invalid,
+                            "GetObject",
+                            loc,
+                            format!(
+                                "asked for bytes {}..{}, got more (the server ignored Range)",
+                                range.start, range.end
+                            ),
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => {
+                    return Err(unavailable(format!(
+                        "reading the body after {} of {want} bytes: {}",
+                        buf.len() - start,
+                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    )))
+                }
+            }
+        }
+        if buf.len() - start < want {
+            return Err(unavailable(format!(
+                "the body ended after {} of {want} bytes",
+                buf.len() - start
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Exponential backoff (100 ms doubling, capped at 5 s) with full jitter, for up to
+/// [`MAX_ATTEMPTS`] attempts.
+#[derive(Debug)]
+pub struct Backoff {
+    attempt: u32,
+    delay: std::time::Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempt: 1,
+            delay: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    /// After a failed attempt: sleeps and returns `Ok` when `e` is worth another
+    /// attempt, else returns `e`, noting how many attempts were made.
+    pub async fn wait_or_fail(&mut self, mut e: StoreError) -> Result<(), StoreError> {
+        if e.kind == StoreErrorKind::Unavailable && self.attempt < MAX_ATTEMPTS {
+            tracing::warn!(op = e.op, location = %e.location, attempt = self.attempt, error = %e.message, "retrying");
+            tokio::time::sleep(self.delay.mul_f64(fastrand::f64())).await;
+            self.delay = (self.delay * 2).min(std::time::Duration::from_secs(5));
+            self.attempt += 1;
+            return Ok(());
+        }
+        if self.attempt > 1 {
+            e.message = format!("{} (after {} attempts)", e.message, self.attempt);
+        }
+        Err(e)
+    }
+}
+
+/// Runs `call` until it succeeds or [`Backoff`] gives up.
+pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => backoff.wait_or_fail(e).await?,
+        }
     }
 }
 
@@ -61,6 +204,7 @@ where
 pub fn classify_code(code: &str, status: u16) -> StoreErrorKind {
     match code {
         "NoSuchKey" | "NoSuchBucket" | "NotFound" | "NoSuchUpload" => StoreErrorKind::NotFound,
+        "PreconditionFailed" => StoreErrorKind::Changed,
         "AccessDenied"
         | "AccessDeniedException"
         | "InvalidAccessKeyId"
@@ -83,6 +227,7 @@ pub fn classify_code(code: &str, status: u16) -> StoreErrorKind {
         | "RequestTimeTooSkewed" => StoreErrorKind::Unavailable,
         _ => match status {
             404 => StoreErrorKind::NotFound,
+            412 => StoreErrorKind::Changed,
             401 | 403 => StoreErrorKind::AccessDenied,
             429 | 500..=599 => StoreErrorKind::Unavailable,
             _ => StoreErrorKind::Invalid,
@@ -112,16 +257,19 @@ fn describe(code: &str, msg: &str, status: u16) -> String {
 
 #[async_trait]
 impl ObjectStore for S3Store {
-    async fn size(&self, loc: &S3Location) -> Result<u64, StoreError> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .send()
-            .await
-            .map_err(|e| classify("HeadObject", loc, e))?;
-        out.content_length()
+    async fn head(&self, loc: &S3Location) -> Result<ObjectInfo, StoreError> {
+        let out = with_retries(|| async {
+            self.client
+                .head_object()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .send()
+                .await
+                .map_err(|e| classify("HeadObject", loc, e))
+        })
+        .await?;
+        let size = out
+            .content_length()
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| {
                 StoreError::new(
@@ -130,45 +278,32 @@ impl ObjectStore for S3Store {
                     loc,
                     "no Content-Length",
                 )
-            })
+            })?;
+        Ok(ObjectInfo {
+            size,
+            etag: out.e_tag,
+        })
     }
 
-    async fn get_range(&self, loc: &S3Location, range: Range<u64>) -> Result<Bytes, StoreError> {
+    async fn get_range(
+        &self,
+        loc: &S3Location,
+        range: Range<u64>,
+        if_match: Option<&str>,
+    ) -> Result<Bytes, StoreError> {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let out = self
-            .client
-            .get_object()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await
-            .map_err(|e| classify("GetObject", loc, e))?;
-        let body = out.body.collect().await.map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Unavailable,
-                "GetObject",
-                loc,
-                format!("reading body: {e}"),
-            )
-        })?;
-        let bytes = body.into_bytes();
-        if bytes.len() as u64 != range.end - range.start {
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "GetObject",
-                loc,
-                format!(
-                    "asked for bytes {}..{}, got {} bytes (object changed or server ignored Range)",
-                    range.start,
-                    range.end,
-                    bytes.len()
-                ),
-            ));
+        let mut buf = bytes::BytesMut::with_capacity((range.end - range.start) as usize);
+        let mut backoff = Backoff::default();
+        loop {
+            // Resume after the bytes already received.
+            let rest = range.start + buf.len() as u64..range.end;
+            match self.get_into(loc, rest, if_match, &mut buf).await {
+                Ok(()) => return Ok(buf.freeze()),
+                Err(e) => backoff.wait_or_fail(e).await?,
+            }
         }
-        Ok(bytes)
     }
 
     async fn put_object(
@@ -177,22 +312,23 @@ impl ObjectStore for S3Store {
         body: Bytes,
         enc: &Encryption,
     ) -> Result<(), StoreError> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .content_type("application/zip")
-            .content_length(body.len() as i64)
-            .body(ByteStream::from(body));
-        if let Some(k) = &enc.kms_key_id {
-            req = req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(k);
-        }
-        req.send()
-            .await
-            .map_err(|e| classify("PutObject", loc, e))?;
+        with_retries(|| {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .content_type("application/zip")
+                .content_length(body.len() as i64)
+                .body(ByteStream::from(body.clone()));
+            if let Some(k) = &enc.kms_key_id {
+                req = req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(k);
+            }
+            async move { req.send().await.map_err(|e| classify("PutObject", loc, e)) }
+        })
+        .await?;
         Ok(())
     }
 
@@ -201,21 +337,25 @@ impl ObjectStore for S3Store {
         loc: &S3Location,
         enc: &Encryption,
     ) -> Result<String, StoreError> {
-        let mut req = self
-            .client
-            .create_multipart_upload()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .content_type("application/zip");
-        if let Some(k) = &enc.kms_key_id {
-            req = req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(k);
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| classify("CreateMultipartUpload", loc, e))?;
+        let out = with_retries(|| {
+            let mut req = self
+                .client
+                .create_multipart_upload()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .content_type("application/zip");
+            if let Some(k) = &enc.kms_key_id {
+                req = req
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(k);
+            }
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| classify("CreateMultipartUpload", loc, e))
+            }
+        })
+        .await?;
         out.upload_id.ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::Invalid,
@@ -233,18 +373,19 @@ impl ObjectStore for S3Store {
         number: i32,
         body: Bytes,
     ) -> Result<String, StoreError> {
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(body.len() as i64)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| classify("UploadPart", loc, e))?;
+        let out = with_retries(|| {
+            let req = self
+                .client
+                .upload_part()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(body.len() as i64)
+                .body(ByteStream::from(body.clone()));
+            async move { req.send().await.map_err(|e| classify("UploadPart", loc, e)) }
+        })
+        .await?;
         out.e_tag.ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::Invalid,
@@ -270,31 +411,42 @@ impl ObjectStore for S3Store {
                     .build()
             })
             .collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| classify("CompleteMultipartUpload", loc, e))?;
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        with_retries(|| {
+            let req = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .upload_id(upload_id)
+                .multipart_upload(upload.clone());
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| classify("CompleteMultipartUpload", loc, e))
+            }
+        })
+        .await?;
         Ok(())
     }
 
     async fn abort_multipart(&self, loc: &S3Location, upload_id: &str) -> Result<(), StoreError> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&loc.bucket_name)
-            .key(&loc.object_key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| classify("AbortMultipartUpload", loc, e))?;
+        with_retries(|| {
+            let req = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .upload_id(upload_id);
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| classify("AbortMultipartUpload", loc, e))
+            }
+        })
+        .await?;
         Ok(())
     }
 

@@ -701,9 +701,10 @@ pub fn check_local_header(buf: &[u8], e: &CdEntry) -> Result<Option<LocalHeader>
 }
 
 /// For each entry (same order as `entries`), the end of its *region*: the offset of
-/// the next local header in the archive, or the central directory. An entry's local
-/// header, data and any data descriptor must fit in `[header_offset, end)`; this is
-/// what stops overlapping-entry zip bombs and lets a reader fetch exact ranges.
+/// the next local header in the archive, or the central directory, whichever comes
+/// first; and never past the largest header + data + descriptor the entry can have.
+/// An entry's local header, data and any data descriptor must fit in
+/// `[header_offset, end)`; this is what stops overlapping-entry zip bombs and lets a reader fetch exact ranges.
 pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipError> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by_key(|&i| entries[i].header_offset);
@@ -732,10 +733,19 @@ pub fn region_ends(entries: &[CdEntry], cd_offset: u64) -> Result<Vec<u64>, ZipE
                 entries[i].name, entries[i].compressed_size, entries[i].header_offset
             )));
         }
-        ends[i] = next;
+        // The most the entry itself can span: its header (the local name equals the
+        // central one; the extra field is at most 64 KiB), its data and a zip64 data
+        // descriptor. Bytes past that belong to no entry and are never read.
+        let max_end = min_end
+            .saturating_add(0xFFFF)
+            .saturating_add(MAX_DESCRIPTOR_LEN);
+        ends[i] = next.min(max_end);
     }
     Ok(ends)
 }
+
+/// A data descriptor with signature and zip64 sizes.
+const MAX_DESCRIPTOR_LEN: u64 = 24;
 
 /// Reads the end records and central directory of an archive held in memory, with
 /// the default [`NameRules`].
