@@ -10,6 +10,7 @@
 //! entries are still processed in parallel.
 
 pub mod custom;
+pub mod glob;
 pub mod spec;
 pub mod structured;
 pub mod text;
@@ -17,11 +18,11 @@ pub mod text;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
+use glob::Globs;
 use spec::{Compression, Format, Selector, SourceSpec, StepSpec};
 pub use spec::{OnConflict, OnUnknownVariable, PlanSpec};
 
@@ -141,18 +142,18 @@ pub struct OutputPlan {
 enum Step {
     Select {
         include: bool,
-        globs: GlobSet,
+        globs: Globs,
         inputs: Option<Vec<usize>>,
     },
     Move {
-        globs: Option<GlobSet>,
+        globs: Option<Globs>,
         strip: Option<String>,
         regex: Option<(Regex, String)>,
         flatten: bool,
         add: Option<String>,
     },
     Content {
-        globs: GlobSet,
+        globs: Globs,
         op: ContentOp,
     },
     Export {
@@ -162,7 +163,7 @@ enum Step {
         default: Option<String>,
     },
     Pack {
-        globs: Option<GlobSet>,
+        globs: Option<Globs>,
         compression: Option<u16>,
         level: Option<u32>,
         mtime: Option<(u16, u16)>,
@@ -271,30 +272,11 @@ pub struct Export {
     pub value: String,
 }
 
-fn compile_globs(path: &str, globs: &[String]) -> Result<GlobSet, PlanError> {
+fn compile_globs(path: &str, globs: &[String]) -> Result<Globs, PlanError> {
     if globs.is_empty() {
         return Err(perr(path, "needs at least one glob"));
     }
-    let mut b = GlobSetBuilder::new();
-    for (i, g) in globs.iter().enumerate() {
-        let at = format!("{path}[{i}]");
-        if g.is_empty() {
-            return Err(perr(at, "empty glob"));
-        }
-        let g = g.strip_prefix('/').unwrap_or(g);
-        let pattern = if g.contains('/') {
-            g.to_string()
-        } else {
-            format!("**/{g}")
-        };
-        let glob = GlobBuilder::new(&pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| perr(at, format!("invalid glob {g:?}: {}", e.kind())))?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| perr(path, e.to_string()))
+    Globs::new(globs).map_err(|(i, m)| perr(format!("{path}[{i}]"), m))
 }
 
 fn parse_mode(path: &str, s: &str) -> Result<u32, PlanError> {
@@ -873,8 +855,7 @@ impl OutputPlan {
             hash: false,
         };
         // Directory paths keep their trailing `/`; globs match them with or without it.
-        let matches =
-            |g: &GlobSet, p: &str| g.is_match(p) || (is_dir && g.is_match(p.trim_end_matches('/')));
+        let matches = |g: &Globs, p: &str| g.is_match(p, is_dir);
         for (i, s) in self.steps.iter().enumerate() {
             match s {
                 Step::Select {
@@ -907,7 +888,7 @@ impl OutputPlan {
                     }
                 }
                 Step::Content { globs, .. } => {
-                    if !is_dir && globs.is_match(&path) {
+                    if !is_dir && globs.is_match(&path, false) {
                         ep.ops.push(i);
                     }
                 }

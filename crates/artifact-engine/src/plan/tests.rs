@@ -178,7 +178,27 @@ fn globs_are_gitignore_like() {
         Some("other/README.md")
     );
     assert_eq!(name_of(&p, "other.txt"), None);
+    // As in git, `src/**` is what is inside `src`, not the directory entry itself.
+    assert_eq!(name_of(&p, "src/"), None);
+    let p = one(r#"{"steps":[{"include":["src/","!*.map"]},{"exclude":["node_modules/"]}]}"#);
     assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
+    assert_eq!(name_of(&p, "src/a.js").as_deref(), Some("src/a.js"));
+    assert_eq!(
+        name_of(&p, "src/a.js.map").as_deref(),
+        Some("src/a.js.map"),
+        "src/ already selected it"
+    );
+    assert_eq!(name_of(&p, "src/node_modules/x/y.js"), None);
+    assert_eq!(name_of(&p, "lib/a.js"), None);
+    let p = one(r#"{"steps":[{"exclude":["*.map","!keep/*.map"]}]}"#);
+    assert_eq!(name_of(&p, "a/b.map"), None);
+    assert_eq!(name_of(&p, "keep/b.map").as_deref(), Some("keep/b.map"));
+    let e = plan(
+        r#"{"steps":[{"exclude":["a","//"]}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].exclude[1]");
 }
 
 #[test]
