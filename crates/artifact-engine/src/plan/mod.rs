@@ -55,6 +55,21 @@ pub struct TransformError {
     pub step: String,
     /// What went wrong.
     pub message: String,
+    /// The kind of failure.
+    pub kind: TransformErrorKind,
+}
+
+/// Kinds of [`TransformError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformErrorKind {
+    /// The step cannot be applied to this entry (missing key, undefined variable...).
+    Step,
+    /// The step's output would exceed `limit` bytes ([`text::output_limit`] of the
+    /// entry's size).
+    OutputTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 /// Names known when the plan is compiled.
@@ -595,6 +610,8 @@ fn compile_step(
                 (Some(r), Some(to)) => {
                     let re = Regex::new(&format!("^(?:{r})$"))
                         .map_err(|e| perr(f("move.regex"), format!("invalid regex: {e}")))?;
+                    text::check_replacement(to, re.captures_len(), re.capture_names().flatten())
+                        .map_err(|m| perr(f("move.to"), m))?;
                     Some((re, to.clone()))
                 }
                 (None, None) => None,
@@ -632,8 +649,7 @@ fn compile_step(
                 },
                 (Some(_), None) => return Err(perr(f("replace.find"), "must not be empty")),
                 (None, Some(re)) => ContentOp::Regex {
-                    re: BytesRegex::new(re)
-                        .map_err(|e| perr(f("replace.regex"), format!("invalid regex: {e}")))?,
+                    re: compile_replace_regex(at, re, &r.with)?,
                     with: r.with.as_bytes().to_vec(),
                 },
                 _ => {
@@ -805,6 +821,21 @@ fn compile_step(
     })
 }
 
+/// The regex of a `replace` step at `at`: valid, unable to match the empty string, and
+/// with every group that `with` refers to.
+fn compile_replace_regex(at: &str, re: &str, with: &str) -> Result<BytesRegex, PlanError> {
+    let compiled = BytesRegex::new(re)
+        .map_err(|e| perr(format!("{at}.replace.regex"), format!("invalid regex: {e}")))?;
+    text::refuse_empty_match(re).map_err(|m| perr(format!("{at}.replace.regex"), m))?;
+    text::check_replacement(
+        with,
+        compiled.captures_len(),
+        compiled.capture_names().flatten(),
+    )
+    .map_err(|m| perr(format!("{at}.replace.with"), m))?;
+    Ok(compiled)
+}
+
 fn apply_move(
     name: &str,
     strip: &Option<String>,
@@ -832,6 +863,40 @@ fn apply_move(
         n = format!("{p}{n}");
     }
     n
+}
+
+/// Why a content step failed on an entry.
+enum StepFailure {
+    Message(String),
+    TooLarge,
+}
+
+impl From<text::TooLarge> for StepFailure {
+    fn from(_: text::TooLarge) -> Self {
+        StepFailure::TooLarge
+    }
+}
+
+/// The value an export step reads from `data` (entry `name`).
+fn export_value(how: &ExportHow, name: &str, data: &[u8]) -> Result<String, String> {
+    let text = || std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string());
+    match how {
+        ExportHow::Whole => text().map(|s| s.trim().to_string()),
+        ExportHow::Regex(re) => text().and_then(|s| {
+            re.captures(s)
+                .map(|c| {
+                    c.get(1)
+                        .or_else(|| c.get(0))
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default()
+                })
+                .ok_or_else(|| format!("regex {:?} does not match", re.as_str()))
+        }),
+        ExportHow::Pointer(p, forced) => {
+            let fmt = structured::format_of(name, *forced).expect("checked at compile time");
+            text().and_then(|s| structured::get(s, fmt, p))
+        }
+    }
 }
 
 impl OutputPlan {
@@ -929,7 +994,9 @@ impl OutputPlan {
     }
 
     /// Runs the content and export steps `ops` over `data` (the entry's uncompressed
-    /// content); returns the new content and the exported values.
+    /// content); returns the new content and the exported values. A content step whose
+    /// output would exceed [`text::output_limit`] of the entry's input size fails with
+    /// [`TransformErrorKind::OutputTooLarge`].
     pub fn apply(
         &self,
         ops: &[usize],
@@ -937,34 +1004,26 @@ impl OutputPlan {
         mut data: Vec<u8>,
     ) -> Result<(Vec<u8>, Vec<Export>), TransformError> {
         let mut exports = Vec::new();
+        let limit = text::output_limit(data.len());
         for &i in ops {
-            let err = |message: String| TransformError {
+            let err = |kind: TransformErrorKind, message: String| TransformError {
                 entry: name.to_string(),
                 step: self.labels[i].clone(),
                 message,
+                kind,
             };
             match &self.steps[i] {
                 Step::Content { op, .. } => {
-                    data = match op {
-                        ContentOp::Literal { find, with } => text::replace_all(data, find, with),
-                        ContentOp::Regex { re, with } => match re.replace_all(&data, with.as_slice()) {
-                            std::borrow::Cow::Borrowed(_) => data,
-                            std::borrow::Cow::Owned(o) => o,
-                        },
-                        ContentOp::Template => text::template(data, &self.vars, self.strict_vars).map_err(|v| {
-                            err(format!(
-                                "template variable ${{{v}}} is not defined (define it in UserParameters \"variables\" or set \"on_unknown_variable\": \"keep\")"
-                            ))
-                        })?,
-                        ContentOp::Set { pointer, value, format } => {
-                            let Some(fmt) = structured::format_of(name, *format) else {
-                                return Err(err("not a .json/.yml/.yaml file: set \"format\"".into()));
-                            };
-                            let text = String::from_utf8(data).map_err(|_| err("not UTF-8 text".into()))?;
-                            structured::set(&text, fmt, pointer, value).map_err(err)?.into_bytes()
-                        }
-                        ContentOp::Custom(step) => step.apply(name, data).map_err(err)?,
-                    };
+                    data = self.apply_content(op, name, data, limit).map_err(|e| match e {
+                        StepFailure::Message(m) => err(TransformErrorKind::Step, m),
+                        StepFailure::TooLarge => err(
+                            TransformErrorKind::OutputTooLarge { limit: limit as u64 },
+                            format!(
+                                "the output would exceed {limit} bytes (4 times the input plus 1 MiB); \
+                                 check the step for a replacement that repeats without end"
+                            ),
+                        ),
+                    })?;
                 }
                 Step::Export {
                     variable,
@@ -972,42 +1031,19 @@ impl OutputPlan {
                     default,
                     ..
                 } => {
-                    let value = match how {
-                        ExportHow::Whole => std::str::from_utf8(&data)
-                            .map(|s| s.trim().to_string())
-                            .map_err(|_| "not UTF-8 text".to_string()),
-                        ExportHow::Regex(re) => std::str::from_utf8(&data)
-                            .map_err(|_| "not UTF-8 text".to_string())
-                            .and_then(|s| {
-                                re.captures(s)
-                                    .map(|c| {
-                                        c.get(1)
-                                            .or_else(|| c.get(0))
-                                            .map(|m| m.as_str().to_string())
-                                            .unwrap_or_default()
-                                    })
-                                    .ok_or_else(|| {
-                                        format!("regex {:?} does not match", re.as_str())
-                                    })
-                            }),
-                        ExportHow::Pointer(p, forced) => {
-                            let fmt = structured::format_of(name, *forced)
-                                .expect("checked at compile time");
-                            std::str::from_utf8(&data)
-                                .map_err(|_| "not UTF-8 text".to_string())
-                                .and_then(|s| structured::get(s, fmt, p))
-                        }
-                    };
-                    let value = match (value, default) {
+                    let value = match (export_value(how, name, &data), default) {
                         (Ok(v), _) => v,
                         (Err(_), Some(d)) => d.clone(),
-                        (Err(m), None) => return Err(err(m)),
+                        (Err(m), None) => return Err(err(TransformErrorKind::Step, m)),
                     };
                     if value.len() > 4096 {
-                        return Err(err(format!(
-                            "the value is {} bytes; exported values are limited to 4096",
-                            value.len()
-                        )));
+                        return Err(err(
+                            TransformErrorKind::Step,
+                            format!(
+                                "the value is {} bytes; exported values are limited to 4096",
+                                value.len()
+                            ),
+                        ));
                     }
                     exports.push(Export {
                         variable: variable.clone(),
@@ -1018,6 +1054,48 @@ impl OutputPlan {
             }
         }
         Ok((data, exports))
+    }
+
+    /// One content step over `data`, its output capped at `limit` bytes.
+    fn apply_content(
+        &self,
+        op: &ContentOp,
+        name: &str,
+        data: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<u8>, StepFailure> {
+        let out = match op {
+            ContentOp::Literal { find, with } => text::replace_all_capped(data, find, with, limit)?,
+            ContentOp::Regex { re, with } => text::regex_replace_capped(data, re, with, limit)?,
+            ContentOp::Template => text::template_capped(data, &self.vars, self.strict_vars, limit)
+                .map_err(|e| match e {
+                    text::TemplateError::TooLarge => StepFailure::TooLarge,
+                    text::TemplateError::Unknown(v) => StepFailure::Message(format!(
+                        "template variable ${{{v}}} is not defined (define it in UserParameters \"variables\" or set \"on_unknown_variable\": \"keep\")"
+                    )),
+                })?,
+            ContentOp::Set {
+                pointer,
+                value,
+                format,
+            } => {
+                let Some(fmt) = structured::format_of(name, *format) else {
+                    return Err(StepFailure::Message(
+                        "not a .json/.yml/.yaml file: set \"format\"".into(),
+                    ));
+                };
+                let text = String::from_utf8(data)
+                    .map_err(|_| StepFailure::Message("not UTF-8 text".into()))?;
+                structured::set(&text, fmt, pointer, value)
+                    .map_err(StepFailure::Message)?
+                    .into_bytes()
+            }
+            ContentOp::Custom(step) => step.apply(name, data).map_err(StepFailure::Message)?,
+        };
+        if out.len() > limit {
+            return Err(StepFailure::TooLarge);
+        }
+        Ok(out)
     }
 
     /// Files written after the streamed entries, in step order.
@@ -1054,6 +1132,7 @@ impl OutputPlan {
                     }),
                     None => {
                         return Err(TransformError {
+                            kind: TransformErrorKind::Step,
                             entry: file.clone(),
                             step: self.labels[i].clone(),
                             message: format!(

@@ -419,3 +419,88 @@ fn custom_steps_resolve_from_the_registry() {
         "untouched entries stay raw"
     );
 }
+
+fn replace_err(regex: &str, with: &str) -> PlanError {
+    let json =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": regex, "with": with}}]});
+    plan(&json.to_string(), &ctx(&["A"], &["X"])).unwrap_err()
+}
+
+fn replaced(regex: &str, with: &str, input: &str) -> String {
+    let json =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": regex, "with": with}}]});
+    let p = plan(&json.to_string(), &ctx(&["A"], &["X"])).unwrap();
+    let (out, _) = p
+        .output(0)
+        .apply(&[0], "f", input.as_bytes().to_vec())
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn replacement_references_must_name_groups() {
+    // `$1_x` is read by the regex crate as the group named `1_x`: refused, with the fix.
+    let e = replace_err("v(\\d+)", "$1_x");
+    assert_eq!(e.path, "steps[0].replace.with");
+    assert!(e.message.contains("\"${1}_x\""), "{e}");
+    for (regex, with) in [
+        ("(a)", "$2"),
+        ("(a)", "${name}"),
+        ("(?P<v>a)", "$w"),
+        ("a", "$1"),
+    ] {
+        let e = replace_err(regex, with);
+        assert_eq!(e.path, "steps[0].replace.with", "{regex} {with}");
+        assert!(e.message.contains("does not exist"), "{e}");
+    }
+    assert_eq!(replaced("v(\\d+)", "${1}_x", "v12 v3"), "12_x 3_x");
+    assert_eq!(replaced("(?P<v>a)", "[$v]", "bab"), "b[a]b");
+    assert_eq!(replaced("(a)", "$$1 $", "ba"), "b$1 $");
+    assert_eq!(replaced("(a)", "${1}$0", "a"), "aa");
+    let e = plan(
+        r#"{"steps":[{"move":{"regex":"(.*)\\.js","to":"$1_old.js"}}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].move.to");
+    assert!(e.message.contains("write \"${1}_old\""), "{e}");
+}
+
+#[test]
+fn regexes_that_match_the_empty_string_are_refused() {
+    for re in ["a*", "^", "x?", "", "(?m)$", "\\b", "a|"] {
+        let e = replace_err(re, "y");
+        assert_eq!(e.path, "steps[0].replace.regex", "{re}");
+        assert!(e.message.contains("empty string"), "{re}: {e}");
+    }
+    assert_eq!(replaced("a+", "b", "caaat"), "cbt");
+}
+
+#[test]
+fn content_growth_is_capped() {
+    let big = "x".repeat(200);
+    let too_large = |json: String, input: Vec<u8>| {
+        let p = plan(&json, &ctx(&["A"], &["X"])).unwrap();
+        p.output(0).apply(&[0], "dir/f.txt", input).unwrap_err()
+    };
+    let input = vec![b'a'; 64 * 1024];
+    let literal =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "find": "a", "with": big}}]});
+    let regex =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": "a", "with": big}}]});
+    let template =
+        serde_json::json!({"variables": {"X": big}, "steps": [{"template": {"files": ["*"]}}]});
+    let limit = (4 * 64 * 1024 + (1 << 20)) as u64;
+    for (json, data) in [
+        (literal, input.clone()),
+        (regex, input),
+        (template, b"${X}".repeat(16 * 1024)),
+    ] {
+        let e = too_large(json.to_string(), data);
+        assert_eq!(e.entry, "dir/f.txt");
+        assert_eq!(e.kind, TransformErrorKind::OutputTooLarge { limit });
+        assert!(e.message.contains("exceed"), "{e}");
+    }
+    // Growth within the limit is fine.
+    assert_eq!(replaced("a", "bb", "aa"), "bbbb");
+}
