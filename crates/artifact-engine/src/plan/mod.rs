@@ -14,6 +14,7 @@ pub mod glob;
 pub mod spec;
 pub mod structured;
 pub mod text;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
