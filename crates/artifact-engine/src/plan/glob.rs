@@ -12,6 +12,9 @@
 //! - A pattern with no other `/` matches the name at any depth (`*.map` = `**/*.map`);
 //!   a pattern with a `/` at the start or in the middle is anchored to the root
 //!   (`/*.c`, `doc/frotz`); `**/x`, `x/**` and `a/**/b` work as in git.
+//! - One deliberate addition: `x/**` also matches the directory `x` itself (an archive
+//!   can hold an empty directory entry; git never shows the difference), so
+//!   `include: ["dist/**"]` keeps the entry `dist/` and `exclude: ["dist/**"]` drops it.
 //! - A selected directory selects everything under it, and a path under a selected
 //!   directory cannot be deselected again (git does not descend into an excluded
 //!   directory, so `!dir/file` after `dir/` has no effect). Directories need not exist
@@ -48,14 +51,15 @@ impl Globs {
         let mut b = GlobSetBuilder::new();
         let mut out = Vec::with_capacity(patterns.len());
         for (i, p) in patterns.iter().enumerate() {
-            let (glob, pat) = translate(p).map_err(|m| (i, m))?;
-            let g = GlobBuilder::new(&glob)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| (i, format!("invalid glob {p:?}: {}", e.kind())))?;
-            b.add(g);
-            out.push(pat);
+            for (glob, pat) in translate(p).map_err(|m| (i, m))? {
+                let g = GlobBuilder::new(&glob)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| (i, format!("invalid glob {p:?}: {}", e.kind())))?;
+                b.add(g);
+                out.push(pat);
+            }
         }
         let set = b.build().map_err(|e| (0, e.to_string()))?;
         Ok(Globs { set, patterns: out })
@@ -90,8 +94,9 @@ impl Globs {
     }
 }
 
-/// A gitignore pattern as a globset glob over the whole path.
-fn translate(p: &str) -> Result<(String, Pattern), String> {
+/// A gitignore pattern as globset globs over the whole path (two for `x/**`: the
+/// contents, and the directory `x` itself).
+fn translate(p: &str) -> Result<Vec<(String, Pattern)>, String> {
     if p.is_empty() {
         return Err("empty glob".into());
     }
@@ -117,7 +122,15 @@ fn translate(p: &str) -> Result<(String, Pattern), String> {
     } else {
         format!("**/{body}")
     };
-    Ok((glob, Pattern { negated, dir_only }))
+    let mut out = vec![(glob.clone(), Pattern { negated, dir_only })];
+    if let Some(dir) = glob.strip_suffix("/**").filter(|d| !d.is_empty()) {
+        let pat = Pattern {
+            negated,
+            dir_only: true,
+        };
+        out.push((dir.to_string(), pat));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -175,7 +188,8 @@ mod tests {
             // Trailing "/**": everything inside, not the directory itself.
             (&["abc/**"], "abc/x", true),
             (&["abc/**"], "abc/x/y.txt", true),
-            (&["abc/**"], "abc", false),
+            (&["abc/**"], "abc", false), // a file
+            (&["abc/**"], "abc/", true), // the directory: see the module docs
             (&["abc/**"], "x/abc/y", false),
             // "a/**/b" matches a/b, a/x/b, a/x/y/b.
             (&["a/**/b"], "a/b", true),

@@ -2,10 +2,16 @@
 //! bytes of the value so the rest of the file (formatting, comments, key order) stays
 //! exactly as it was.
 //!
-//! JSON: any valid document. YAML: block-style mappings and sequences with plain or
-//! quoted scalars (what CloudFormation template configurations, Helm values and
-//! buildspecs use); flow collections, block scalars (`|`, `>`), anchors and multi-line
-//! plain scalars are reported as unsupported at the pointer.
+//! JSON: any valid document. YAML: block-style mappings and sequences (including
+//! sequences written at their key's indent, as PyYAML and `cloudformation package`
+//! write them) whose target is a one-line plain or quoted scalar. Everything else at
+//! the pointer is refused with its line number, never guessed at: multi-line plain or
+//! quoted scalars, block scalars (`|`, `>`), tagged values (`!Sub`, `!Ref`: refused, so
+//! the tag's meaning is never silently kept or dropped), flow collections, anchors and
+//! aliases.
+//!
+//! Invariant: [`set`] returns text only after [`super::verify`] re-parsed it and found
+//! the new value at the pointer and everything else unchanged.
 
 use std::ops::Range;
 

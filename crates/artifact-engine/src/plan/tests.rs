@@ -178,8 +178,9 @@ fn globs_are_gitignore_like() {
         Some("other/README.md")
     );
     assert_eq!(name_of(&p, "other.txt"), None);
-    // As in git, `src/**` is what is inside `src`, not the directory entry itself.
-    assert_eq!(name_of(&p, "src/"), None);
+    // `src/**` also keeps the directory entry itself (see plan::glob).
+    assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
+    assert_eq!(name_of(&p, "docs/"), None);
     let p = one(r#"{"steps":[{"include":["src/","!*.map"]},{"exclude":["node_modules/"]}]}"#);
     assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
     assert_eq!(name_of(&p, "src/a.js").as_deref(), Some("src/a.js"));
@@ -503,4 +504,47 @@ fn content_growth_is_capped() {
     }
     // Growth within the limit is fine.
     assert_eq!(replaced("a", "bb", "aa"), "bbbb");
+}
+
+/// The glob-dependent examples of docs/transforms.md (events/transform-*.json) over the
+/// entries of events/store/.../SourceArtifact.zip keep their documented outputs.
+#[test]
+fn documented_glob_examples_keep_their_entries() {
+    let source = [
+        "package.json",
+        "dist/",
+        "dist/app.js",
+        "dist/app.js.map",
+        "config/app.yml",
+        "static/logo.png",
+        "README.md",
+    ];
+    let names = |json: &str, out: usize| -> Vec<String> {
+        let p = plan(json, &ctx(&["SourceArtifact"], &["A", "B"])).unwrap();
+        source
+            .iter()
+            .filter_map(|n| {
+                p.output(out)
+                    .decide(0, n, n.ends_with('/'))
+                    .unwrap()
+                    .map(|e| e.name)
+            })
+            .collect()
+    };
+    let select = r#"{"steps":[{"exclude":["*.map"]},{"include":{"files":["dist/**","package.json"],"inputs":["SourceArtifact"]}}]}"#;
+    assert_eq!(names(select, 0), ["package.json", "dist/", "dist/app.js"]);
+    let moves = r#"{"steps":[{"exclude":["*.map","README.md"]},{"move":{"files":["config/*.yml"],"regex":"config/(.*)\\.yml","to":"conf/$1.yaml"}},{"move":{"files":["static/**"],"flatten":true,"add_prefix":"img/"}},{"move":{"strip_prefix":"dist/","add_prefix":"site/"}}]}"#;
+    assert_eq!(
+        names(moves, 0),
+        [
+            "site/package.json",
+            "site/",
+            "site/app.js",
+            "site/conf/app.yaml",
+            "site/img/logo.png"
+        ]
+    );
+    let split = r#"{"outputs":{"A":{"from":["SourceArtifact"],"steps":[{"include":["dist/**","static/**"]},{"exclude":["*.map"]}]},"B":{"from":["SourceArtifact"],"steps":[{"include":["config/**"]},{"move":{"strip_prefix":"config/"}}]}}}"#;
+    assert_eq!(names(split, 0), ["dist/", "dist/app.js", "static/logo.png"]);
+    assert_eq!(names(split, 1), ["app.yml"]);
 }
