@@ -601,67 +601,8 @@ fn compile_step(
                 inputs,
             }
         }
-        StepSpec::Move(m) => {
-            let globs = m
-                .files
-                .as_ref()
-                .map(|g| compile_globs(&f("move.files"), g))
-                .transpose()?;
-            let regex = match (&m.regex, &m.to) {
-                (Some(r), Some(to)) => {
-                    let re = Regex::new(&format!("^(?:{r})$"))
-                        .map_err(|e| perr(f("move.regex"), format!("invalid regex: {e}")))?;
-                    text::check_replacement(to, re.captures_len(), re.capture_names().flatten())
-                        .map_err(|m| perr(f("move.to"), m))?;
-                    Some((re, to.clone()))
-                }
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(perr(
-                        f("move.to"),
-                        "`regex` needs `to` (the new path, with $1 for captures)",
-                    ))
-                }
-                (None, Some(_)) => return Err(perr(f("move.regex"), "`to` needs `regex`")),
-            };
-            if m.strip_prefix.is_none() && regex.is_none() && !m.flatten && m.add_prefix.is_none() {
-                return Err(perr(
-                    f("move"),
-                    "does nothing: give strip_prefix, regex+to, flatten or add_prefix",
-                ));
-            }
-            if let Some(p) = &m.add_prefix {
-                validate_name(&format!("{p}x")).map_err(|w| perr(f("move.add_prefix"), w))?;
-            }
-            Step::Move {
-                globs,
-                strip: m.strip_prefix.clone(),
-                regex,
-                flatten: m.flatten,
-                add: m.add_prefix.clone(),
-            }
-        }
-        StepSpec::Replace(r) => {
-            let globs = compile_globs(&f("replace.files"), &r.files)?;
-            let op = match (&r.find, &r.regex) {
-                (Some(find), None) if !find.is_empty() => ContentOp::Literal {
-                    find: find.as_bytes().to_vec(),
-                    with: r.with.as_bytes().to_vec(),
-                },
-                (Some(_), None) => return Err(perr(f("replace.find"), "must not be empty")),
-                (None, Some(re)) => ContentOp::Regex {
-                    re: compile_replace_regex(at, re, &r.with)?,
-                    with: r.with.as_bytes().to_vec(),
-                },
-                _ => {
-                    return Err(perr(
-                        f("replace"),
-                        "give exactly one of `find` (literal text) and `regex`",
-                    ))
-                }
-            };
-            Step::Content { globs, op }
-        }
+        StepSpec::Move(m) => compile_move(at, m)?,
+        StepSpec::Replace(r) => compile_replace(at, r)?,
         StepSpec::Template(t) => Step::Content {
             globs: compile_globs(&f("template.files"), &t.files)?,
             op: ContentOp::Template,
@@ -820,6 +761,71 @@ fn compile_step(
             }
         }
     })
+}
+
+fn compile_move(at: &str, m: &spec::MoveSpec) -> Result<Step, PlanError> {
+    let f = |k: &str| format!("{at}.{k}");
+    let globs = m
+        .files
+        .as_ref()
+        .map(|g| compile_globs(&f("move.files"), g))
+        .transpose()?;
+    let regex = match (&m.regex, &m.to) {
+        (Some(r), Some(to)) => {
+            let re = Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| perr(f("move.regex"), format!("invalid regex: {e}")))?;
+            text::check_replacement(to, re.captures_len(), re.capture_names().flatten())
+                .map_err(|m| perr(f("move.to"), m))?;
+            Some((re, to.clone()))
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(perr(
+                f("move.to"),
+                "`regex` needs `to` (the new path, with $1 for captures)",
+            ))
+        }
+        (None, Some(_)) => return Err(perr(f("move.regex"), "`to` needs `regex`")),
+    };
+    if m.strip_prefix.is_none() && regex.is_none() && !m.flatten && m.add_prefix.is_none() {
+        return Err(perr(
+            f("move"),
+            "does nothing: give strip_prefix, regex+to, flatten or add_prefix",
+        ));
+    }
+    if let Some(p) = &m.add_prefix {
+        validate_name(&format!("{p}x")).map_err(|w| perr(f("move.add_prefix"), w))?;
+    }
+    Ok(Step::Move {
+        globs,
+        strip: m.strip_prefix.clone(),
+        regex,
+        flatten: m.flatten,
+        add: m.add_prefix.clone(),
+    })
+}
+
+fn compile_replace(at: &str, r: &spec::ReplaceSpec) -> Result<Step, PlanError> {
+    let f = |k: &str| format!("{at}.{k}");
+    let globs = compile_globs(&f("replace.files"), &r.files)?;
+    let op = match (&r.find, &r.regex) {
+        (Some(find), None) if !find.is_empty() => ContentOp::Literal {
+            find: find.as_bytes().to_vec(),
+            with: r.with.as_bytes().to_vec(),
+        },
+        (Some(_), None) => return Err(perr(f("replace.find"), "must not be empty")),
+        (None, Some(re)) => ContentOp::Regex {
+            re: compile_replace_regex(at, re, &r.with)?,
+            with: r.with.as_bytes().to_vec(),
+        },
+        _ => {
+            return Err(perr(
+                f("replace"),
+                "give exactly one of `find` (literal text) and `regex`",
+            ))
+        }
+    };
+    Ok(Step::Content { globs, op })
 }
 
 /// The regex of a `replace` step at `at`: valid, unable to match the empty string, and

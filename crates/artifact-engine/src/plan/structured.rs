@@ -281,6 +281,9 @@ impl Json<'_> {
 }
 
 fn json_locate(text: &str, pointer: &[String]) -> Result<Range<usize>, String> {
+    // The locator below recurses once per nesting level: let serde_json (nesting limit
+    // 128) reject hostile documents first.
+    serde_json::from_str::<serde_json::Value>(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let mut p = Json {
         b: text.as_bytes(),
         i: 0,
@@ -774,5 +777,15 @@ mod tests {
         text.push_str("v: 1\n");
         let e = set(&text, Format::Yaml, &p("/v"), &2.into()).unwrap_err();
         assert!(e.contains("aliases"), "{e}");
+    }
+
+    #[test]
+    fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
+        let text = "[".repeat(1_000_000);
+        assert!(get(&text, Format::Json, &p("/0"))
+            .unwrap_err()
+            .contains("invalid JSON"));
+        let text = format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(set(&text, Format::Json, &p("/a"), &1.into()).is_err());
     }
 }
