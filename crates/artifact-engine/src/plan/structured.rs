@@ -788,4 +788,46 @@ mod tests {
         let text = format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200));
         assert!(set(&text, Format::Json, &p("/a"), &1.into()).is_err());
     }
+
+    #[test]
+    fn yaml_cloudformation_template_with_tags_elsewhere() {
+        let text = "AWSTemplateFormatVersion: '2010-09-09'\nParameters:\n  ImageTag:\n    Type: String\n    Default: latest # set by the pipeline\nResources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties:\n      Role: !GetAtt Role.Arn\n      Code:\n        ImageUri: !Sub '${Repo}:${ImageTag}'\n      Environment:\n        Variables:\n          SCRIPT: |\n            echo: hi\n            - not a list\n          STAGE: prod\nOutputs:\n  Arn:\n    Value: !Ref Fn\n";
+        let out = set(
+            text,
+            Format::Yaml,
+            &p("/Parameters/ImageTag/Default"),
+            &"v1.4.2".into(),
+        )
+        .unwrap();
+        assert_eq!(out, text.replace("Default: latest #", "Default: v1.4.2 #"));
+        let out = set(
+            text,
+            Format::Yaml,
+            &p("/Resources/Fn/Properties/Environment/Variables/STAGE"),
+            &"dev".into(),
+        )
+        .unwrap();
+        assert_eq!(out, text.replace("STAGE: prod", "STAGE: dev"));
+        refused(
+            text,
+            "/Resources/Fn/Properties/Code/ImageUri",
+            "line 12: tagged value (`!Sub`)",
+        );
+        refused(
+            text,
+            "/Resources/Fn/Properties/Environment/Variables/SCRIPT",
+            "line 15: block scalar",
+        );
+        refused(text, "/Outputs/Arn/Value", "line 21: tagged value (`!Ref`)");
+    }
+
+    #[test]
+    fn yaml_merge_keys_share_the_anchored_mapping() {
+        let text = "defaults: &d\n  image: app:1\nweb:\n  <<: *d\n  port: 80\n";
+        // Editing web's own key is fine; editing the anchored mapping would also change web.
+        let out = set(text, Format::Yaml, &p("/web/port"), &8080.into()).unwrap();
+        assert_eq!(out, text.replace("port: 80", "port: 8080"));
+        let e = set(text, Format::Yaml, &p("/defaults/image"), &"app:2".into()).unwrap_err();
+        assert!(e.contains("would also change"), "{e}");
+    }
 }

@@ -548,3 +548,19 @@ fn documented_glob_examples_keep_their_entries() {
     assert_eq!(names(split, 0), ["dist/", "dist/app.js", "static/logo.png"]);
     assert_eq!(names(split, 1), ["app.yml"]);
 }
+
+#[test]
+fn yaml_set_refusals_name_the_entry_and_line() {
+    let p = one(r#"{"steps":[{"set":{"files":["*.yml"],"pointer":"/a","value":"x"}}]}"#);
+    let e = p
+        .output(0)
+        .apply(&[0], "cfg/app.yml", b"b: 1\na: |\n  text\n".to_vec())
+        .unwrap_err();
+    assert_eq!(e.entry, "cfg/app.yml");
+    assert_eq!(e.kind, TransformErrorKind::Step);
+    assert!(
+        e.message
+            .contains("line 2: block scalar (`|`) values cannot be set in place"),
+        "{e}"
+    );
+}
