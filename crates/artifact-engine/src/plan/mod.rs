@@ -10,18 +10,20 @@
 //! entries are still processed in parallel.
 
 pub mod custom;
+pub mod glob;
 pub mod spec;
 pub mod structured;
 pub mod text;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
+use glob::Globs;
 pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec};
 use spec::{Compression, Format, Selector, SourceSpec, StepSpec};
 
@@ -55,6 +57,21 @@ pub struct TransformError {
     pub step: String,
     /// What went wrong.
     pub message: String,
+    /// The kind of failure.
+    pub kind: TransformErrorKind,
+}
+
+/// Kinds of [`TransformError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformErrorKind {
+    /// The step cannot be applied to this entry (missing key, undefined variable...).
+    Step,
+    /// The step's output would exceed `limit` bytes ([`text::output_limit`] of the
+    /// entry's size).
+    OutputTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 /// Names known when the plan is compiled.
@@ -145,18 +162,18 @@ pub struct OutputPlan {
 enum Step {
     Select {
         include: bool,
-        globs: GlobSet,
+        globs: Globs,
         inputs: Option<Vec<usize>>,
     },
     Move {
-        globs: Option<GlobSet>,
+        globs: Option<Globs>,
         strip: Option<String>,
         regex: Option<(Regex, String)>,
         flatten: bool,
         add: Option<String>,
     },
     Content {
-        globs: GlobSet,
+        globs: Globs,
         op: ContentOp,
     },
     Export {
@@ -166,7 +183,7 @@ enum Step {
         default: Option<String>,
     },
     Pack {
-        globs: Option<GlobSet>,
+        globs: Option<Globs>,
         compression: Option<u16>,
         level: Option<u32>,
         mtime: Option<(u16, u16)>,
@@ -275,30 +292,11 @@ pub struct Export {
     pub value: String,
 }
 
-fn compile_globs(path: &str, globs: &[String]) -> Result<GlobSet, PlanError> {
+fn compile_globs(path: &str, globs: &[String]) -> Result<Globs, PlanError> {
     if globs.is_empty() {
         return Err(perr(path, "needs at least one glob"));
     }
-    let mut b = GlobSetBuilder::new();
-    for (i, g) in globs.iter().enumerate() {
-        let at = format!("{path}[{i}]");
-        if g.is_empty() {
-            return Err(perr(at, "empty glob"));
-        }
-        let g = g.strip_prefix('/').unwrap_or(g);
-        let pattern = if g.contains('/') {
-            g.to_string()
-        } else {
-            format!("**/{g}")
-        };
-        let glob = GlobBuilder::new(&pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| perr(at, format!("invalid glob {g:?}: {}", e.kind())))?;
-        b.add(glob);
-    }
-    b.build().map_err(|e| perr(path, e.to_string()))
+    Globs::new(globs).map_err(|(i, m)| perr(format!("{path}[{i}]"), m))
 }
 
 fn parse_mode(path: &str, s: &str) -> Result<u32, PlanError> {
@@ -657,66 +655,8 @@ fn compile_step(
                 inputs,
             }
         }
-        StepSpec::Move(m) => {
-            let globs = m
-                .files
-                .as_ref()
-                .map(|g| compile_globs(&f("move.files"), g))
-                .transpose()?;
-            let regex = match (&m.regex, &m.to) {
-                (Some(r), Some(to)) => {
-                    let re = Regex::new(&format!("^(?:{r})$"))
-                        .map_err(|e| perr(f("move.regex"), format!("invalid regex: {e}")))?;
-                    Some((re, to.clone()))
-                }
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(perr(
-                        f("move.to"),
-                        "`regex` needs `to` (the new path, with $1 for captures)",
-                    ))
-                }
-                (None, Some(_)) => return Err(perr(f("move.regex"), "`to` needs `regex`")),
-            };
-            if m.strip_prefix.is_none() && regex.is_none() && !m.flatten && m.add_prefix.is_none() {
-                return Err(perr(
-                    f("move"),
-                    "does nothing: give strip_prefix, regex+to, flatten or add_prefix",
-                ));
-            }
-            if let Some(p) = &m.add_prefix {
-                validate_name(&format!("{p}x")).map_err(|w| perr(f("move.add_prefix"), w))?;
-            }
-            Step::Move {
-                globs,
-                strip: m.strip_prefix.clone(),
-                regex,
-                flatten: m.flatten,
-                add: m.add_prefix.clone(),
-            }
-        }
-        StepSpec::Replace(r) => {
-            let globs = compile_globs(&f("replace.files"), &r.files)?;
-            let op = match (&r.find, &r.regex) {
-                (Some(find), None) if !find.is_empty() => ContentOp::Literal {
-                    find: find.as_bytes().to_vec(),
-                    with: r.with.as_bytes().to_vec(),
-                },
-                (Some(_), None) => return Err(perr(f("replace.find"), "must not be empty")),
-                (None, Some(re)) => ContentOp::Regex {
-                    re: BytesRegex::new(re)
-                        .map_err(|e| perr(f("replace.regex"), format!("invalid regex: {e}")))?,
-                    with: r.with.as_bytes().to_vec(),
-                },
-                _ => {
-                    return Err(perr(
-                        f("replace"),
-                        "give exactly one of `find` (literal text) and `regex`",
-                    ))
-                }
-            };
-            Step::Content { globs, op }
-        }
+        StepSpec::Move(m) => compile_move(at, m)?,
+        StepSpec::Replace(r) => compile_replace(at, r)?,
         StepSpec::Template(t) => Step::Content {
             globs: compile_globs(&f("template.files"), &t.files)?,
             op: ContentOp::Template,
@@ -883,6 +823,86 @@ fn compile_step(
     })
 }
 
+fn compile_move(at: &str, m: &spec::MoveSpec) -> Result<Step, PlanError> {
+    let f = |k: &str| format!("{at}.{k}");
+    let globs = m
+        .files
+        .as_ref()
+        .map(|g| compile_globs(&f("move.files"), g))
+        .transpose()?;
+    let regex = match (&m.regex, &m.to) {
+        (Some(r), Some(to)) => {
+            let re = Regex::new(&format!("^(?:{r})$"))
+                .map_err(|e| perr(f("move.regex"), format!("invalid regex: {e}")))?;
+            text::check_replacement(to, re.captures_len(), re.capture_names().flatten())
+                .map_err(|m| perr(f("move.to"), m))?;
+            Some((re, to.clone()))
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(perr(
+                f("move.to"),
+                "`regex` needs `to` (the new path, with $1 for captures)",
+            ))
+        }
+        (None, Some(_)) => return Err(perr(f("move.regex"), "`to` needs `regex`")),
+    };
+    if m.strip_prefix.is_none() && regex.is_none() && !m.flatten && m.add_prefix.is_none() {
+        return Err(perr(
+            f("move"),
+            "does nothing: give strip_prefix, regex+to, flatten or add_prefix",
+        ));
+    }
+    if let Some(p) = &m.add_prefix {
+        validate_name(&format!("{p}x")).map_err(|w| perr(f("move.add_prefix"), w))?;
+    }
+    Ok(Step::Move {
+        globs,
+        strip: m.strip_prefix.clone(),
+        regex,
+        flatten: m.flatten,
+        add: m.add_prefix.clone(),
+    })
+}
+
+fn compile_replace(at: &str, r: &spec::ReplaceSpec) -> Result<Step, PlanError> {
+    let f = |k: &str| format!("{at}.{k}");
+    let globs = compile_globs(&f("replace.files"), &r.files)?;
+    let op = match (&r.find, &r.regex) {
+        (Some(find), None) if !find.is_empty() => ContentOp::Literal {
+            find: find.as_bytes().to_vec(),
+            with: r.with.as_bytes().to_vec(),
+        },
+        (Some(_), None) => return Err(perr(f("replace.find"), "must not be empty")),
+        (None, Some(re)) => ContentOp::Regex {
+            re: compile_replace_regex(at, re, &r.with)?,
+            with: r.with.as_bytes().to_vec(),
+        },
+        _ => {
+            return Err(perr(
+                f("replace"),
+                "give exactly one of `find` (literal text) and `regex`",
+            ))
+        }
+    };
+    Ok(Step::Content { globs, op })
+}
+
+/// The regex of a `replace` step at `at`: valid, unable to match the empty string, and
+/// with every group that `with` refers to.
+fn compile_replace_regex(at: &str, re: &str, with: &str) -> Result<BytesRegex, PlanError> {
+    let compiled = BytesRegex::new(re)
+        .map_err(|e| perr(format!("{at}.replace.regex"), format!("invalid regex: {e}")))?;
+    text::refuse_empty_match(re).map_err(|m| perr(format!("{at}.replace.regex"), m))?;
+    text::check_replacement(
+        with,
+        compiled.captures_len(),
+        compiled.capture_names().flatten(),
+    )
+    .map_err(|m| perr(format!("{at}.replace.with"), m))?;
+    Ok(compiled)
+}
+
 fn apply_move(
     name: &str,
     strip: &Option<String>,
@@ -912,6 +932,40 @@ fn apply_move(
     n
 }
 
+/// Why a content step failed on an entry.
+enum StepFailure {
+    Message(String),
+    TooLarge,
+}
+
+impl From<text::TooLarge> for StepFailure {
+    fn from(_: text::TooLarge) -> Self {
+        StepFailure::TooLarge
+    }
+}
+
+/// The value an export step reads from `data` (entry `name`).
+fn export_value(how: &ExportHow, name: &str, data: &[u8]) -> Result<String, String> {
+    let text = || std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string());
+    match how {
+        ExportHow::Whole => text().map(|s| s.trim().to_string()),
+        ExportHow::Regex(re) => text().and_then(|s| {
+            re.captures(s)
+                .map(|c| {
+                    c.get(1)
+                        .or_else(|| c.get(0))
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default()
+                })
+                .ok_or_else(|| format!("regex {:?} does not match", re.as_str()))
+        }),
+        ExportHow::Pointer(p, forced) => {
+            let fmt = structured::format_of(name, *forced).expect("checked at compile time");
+            text().and_then(|s| structured::get(s, fmt, p))
+        }
+    }
+}
+
 impl OutputPlan {
     /// What happens to entry `name` of source `source` (index into [`Self::sources`]).
     /// `Ok(None)`: dropped. `Err`: the entry's new path is invalid.
@@ -933,8 +987,7 @@ impl OutputPlan {
             hash: false,
         };
         // Directory paths keep their trailing `/`; globs match them with or without it.
-        let matches =
-            |g: &GlobSet, p: &str| g.is_match(p) || (is_dir && g.is_match(p.trim_end_matches('/')));
+        let matches = |g: &Globs, p: &str| g.is_match(p, is_dir);
         for (i, s) in self.steps.iter().enumerate() {
             match s {
                 Step::Select {
@@ -973,7 +1026,7 @@ impl OutputPlan {
                     }
                 }
                 Step::Content { globs, .. } => {
-                    if !is_dir && globs.is_match(&path) {
+                    if !is_dir && globs.is_match(&path, false) {
                         ep.ops.push(i);
                     }
                 }
@@ -1014,7 +1067,9 @@ impl OutputPlan {
     }
 
     /// Runs the content and export steps `ops` over `data` (the entry's uncompressed
-    /// content); returns the new content and the exported values.
+    /// content); returns the new content and the exported values. A content step whose
+    /// output would exceed [`text::output_limit`] of the entry's input size fails with
+    /// [`TransformErrorKind::OutputTooLarge`].
     pub fn apply(
         &self,
         ops: &[usize],
@@ -1022,34 +1077,26 @@ impl OutputPlan {
         mut data: Vec<u8>,
     ) -> Result<(Vec<u8>, Vec<Export>), TransformError> {
         let mut exports = Vec::new();
+        let limit = text::output_limit(data.len());
         for &i in ops {
-            let err = |message: String| TransformError {
+            let err = |kind: TransformErrorKind, message: String| TransformError {
                 entry: name.to_string(),
                 step: self.labels[i].clone(),
                 message,
+                kind,
             };
             match &self.steps[i] {
                 Step::Content { op, .. } => {
-                    data = match op {
-                        ContentOp::Literal { find, with } => text::replace_all(data, find, with),
-                        ContentOp::Regex { re, with } => match re.replace_all(&data, with.as_slice()) {
-                            std::borrow::Cow::Borrowed(_) => data,
-                            std::borrow::Cow::Owned(o) => o,
-                        },
-                        ContentOp::Template => text::template(data, &self.vars, self.strict_vars).map_err(|v| {
-                            err(format!(
-                                "template variable ${{{v}}} is not defined (define it in UserParameters \"variables\" or set \"on_unknown_variable\": \"keep\")"
-                            ))
-                        })?,
-                        ContentOp::Set { pointer, value, format } => {
-                            let Some(fmt) = structured::format_of(name, *format) else {
-                                return Err(err("not a .json/.yml/.yaml file: set \"format\"".into()));
-                            };
-                            let text = String::from_utf8(data).map_err(|_| err("not UTF-8 text".into()))?;
-                            structured::set(&text, fmt, pointer, value).map_err(err)?.into_bytes()
-                        }
-                        ContentOp::Custom(step) => step.apply(name, data).map_err(err)?,
-                    };
+                    data = self.apply_content(op, name, data, limit).map_err(|e| match e {
+                        StepFailure::Message(m) => err(TransformErrorKind::Step, m),
+                        StepFailure::TooLarge => err(
+                            TransformErrorKind::OutputTooLarge { limit: limit as u64 },
+                            format!(
+                                "the output would exceed {limit} bytes (4 times the input plus 1 MiB); \
+                                 check the step for a replacement that repeats without end"
+                            ),
+                        ),
+                    })?;
                 }
                 Step::Export {
                     variable,
@@ -1057,42 +1104,19 @@ impl OutputPlan {
                     default,
                     ..
                 } => {
-                    let value = match how {
-                        ExportHow::Whole => std::str::from_utf8(&data)
-                            .map(|s| s.trim().to_string())
-                            .map_err(|_| "not UTF-8 text".to_string()),
-                        ExportHow::Regex(re) => std::str::from_utf8(&data)
-                            .map_err(|_| "not UTF-8 text".to_string())
-                            .and_then(|s| {
-                                re.captures(s)
-                                    .map(|c| {
-                                        c.get(1)
-                                            .or_else(|| c.get(0))
-                                            .map(|m| m.as_str().to_string())
-                                            .unwrap_or_default()
-                                    })
-                                    .ok_or_else(|| {
-                                        format!("regex {:?} does not match", re.as_str())
-                                    })
-                            }),
-                        ExportHow::Pointer(p, forced) => {
-                            let fmt = structured::format_of(name, *forced)
-                                .expect("checked at compile time");
-                            std::str::from_utf8(&data)
-                                .map_err(|_| "not UTF-8 text".to_string())
-                                .and_then(|s| structured::get(s, fmt, p))
-                        }
-                    };
-                    let value = match (value, default) {
+                    let value = match (export_value(how, name, &data), default) {
                         (Ok(v), _) => v,
                         (Err(_), Some(d)) => d.clone(),
-                        (Err(m), None) => return Err(err(m)),
+                        (Err(m), None) => return Err(err(TransformErrorKind::Step, m)),
                     };
                     if value.len() > 4096 {
-                        return Err(err(format!(
-                            "the value is {} bytes; exported values are limited to 4096",
-                            value.len()
-                        )));
+                        return Err(err(
+                            TransformErrorKind::Step,
+                            format!(
+                                "the value is {} bytes; exported values are limited to 4096",
+                                value.len()
+                            ),
+                        ));
                     }
                     exports.push(Export {
                         variable: variable.clone(),
@@ -1103,6 +1127,48 @@ impl OutputPlan {
             }
         }
         Ok((data, exports))
+    }
+
+    /// One content step over `data`, its output capped at `limit` bytes.
+    fn apply_content(
+        &self,
+        op: &ContentOp,
+        name: &str,
+        data: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<u8>, StepFailure> {
+        let out = match op {
+            ContentOp::Literal { find, with } => text::replace_all_capped(data, find, with, limit)?,
+            ContentOp::Regex { re, with } => text::regex_replace_capped(data, re, with, limit)?,
+            ContentOp::Template => text::template_capped(data, &self.vars, self.strict_vars, limit)
+                .map_err(|e| match e {
+                    text::TemplateError::TooLarge => StepFailure::TooLarge,
+                    text::TemplateError::Unknown(v) => StepFailure::Message(format!(
+                        "template variable ${{{v}}} is not defined (define it in UserParameters \"variables\" or set \"on_unknown_variable\": \"keep\")"
+                    )),
+                })?,
+            ContentOp::Set {
+                pointer,
+                value,
+                format,
+            } => {
+                let Some(fmt) = structured::format_of(name, *format) else {
+                    return Err(StepFailure::Message(
+                        "not a .json/.yml/.yaml file: set \"format\"".into(),
+                    ));
+                };
+                let text = String::from_utf8(data)
+                    .map_err(|_| StepFailure::Message("not UTF-8 text".into()))?;
+                structured::set(&text, fmt, pointer, value)
+                    .map_err(StepFailure::Message)?
+                    .into_bytes()
+            }
+            ContentOp::Custom(step) => step.apply(name, data).map_err(StepFailure::Message)?,
+        };
+        if out.len() > limit {
+            return Err(StepFailure::TooLarge);
+        }
+        Ok(out)
     }
 
     /// Files written after the streamed entries, in step order.
@@ -1139,6 +1205,7 @@ impl OutputPlan {
                     }),
                     None => {
                         return Err(TransformError {
+                            kind: TransformErrorKind::Step,
                             entry: file.clone(),
                             step: self.labels[i].clone(),
                             message: format!(

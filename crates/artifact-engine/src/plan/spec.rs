@@ -154,7 +154,9 @@ pub enum Selector {
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorOptions {
-    /// Globs (gitignore-like: `*` within a segment, `**` across, no `/` = any depth).
+    /// Globs with gitignore rules: `*` within a segment, `**` across, no `/` = any depth,
+    /// a leading or middle `/` anchors to the root, a trailing `/` matches a directory and
+    /// everything under it, `!glob` re-includes (the last matching glob wins).
     pub files: Vec<String>,
     /// Only entries from these input artifacts (default: all).
     #[serde(default)]
@@ -183,7 +185,8 @@ pub struct MoveSpec {
     /// `$1`/`${name}` captures expanded. Paths that do not match are unchanged.
     #[serde(default)]
     pub regex: Option<String>,
-    /// Replacement for `regex`.
+    /// Replacement for `regex`: `$1`, `${name}`; `${1}_x` when text follows a group
+    /// (`$1_x` would name a group `1_x`); `$$` for a literal `$`.
     #[serde(default)]
     pub to: Option<String>,
     /// Keep only the file name (directories are dropped).
@@ -203,10 +206,12 @@ pub struct ReplaceSpec {
     /// Literal text to find.
     #[serde(default)]
     pub find: Option<String>,
-    /// Regex to find (Rust `regex` syntax); `with` may use `$1`, `${name}`.
+    /// Regex to find (Rust `regex` syntax; it must not be able to match the empty string).
     #[serde(default)]
     pub regex: Option<String>,
-    /// Replacement.
+    /// Replacement. With `regex`: `$1`, `${name}`; `${1}_x` when text follows a group
+    /// (`$1_x` would name a group `1_x`); `$$` for a literal `$`. Every group referred to
+    /// must exist.
     #[serde(rename = "with")]
     pub with: String,
 }
@@ -217,7 +222,8 @@ pub struct ReplaceSpec {
 pub struct SetSpec {
     /// Globs of the files (`.json` files are JSON; `.yml`/`.yaml` are YAML unless `format` says otherwise).
     pub files: Vec<String>,
-    /// JSON pointer to an existing value, e.g. `/Parameters/ImageTag` (YAML: same syntax over mappings and sequences).
+    /// JSON pointer to an existing value, e.g. `/Parameters/ImageTag` (YAML: same syntax over
+    /// mappings and sequences; the target must be a one-line plain or quoted scalar).
     pub pointer: String,
     /// The new value (strings are templated with `${NAME}`).
     pub value: serde_json::Value,

@@ -178,7 +178,28 @@ fn globs_are_gitignore_like() {
         Some("other/README.md")
     );
     assert_eq!(name_of(&p, "other.txt"), None);
+    // `src/**` also keeps the directory entry itself (see plan::glob).
     assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
+    assert_eq!(name_of(&p, "docs/"), None);
+    let p = one(r#"{"steps":[{"include":["src/","!*.map"]},{"exclude":["node_modules/"]}]}"#);
+    assert_eq!(name_of(&p, "src/").as_deref(), Some("src/"));
+    assert_eq!(name_of(&p, "src/a.js").as_deref(), Some("src/a.js"));
+    assert_eq!(
+        name_of(&p, "src/a.js.map").as_deref(),
+        Some("src/a.js.map"),
+        "src/ already selected it"
+    );
+    assert_eq!(name_of(&p, "src/node_modules/x/y.js"), None);
+    assert_eq!(name_of(&p, "lib/a.js"), None);
+    let p = one(r#"{"steps":[{"exclude":["*.map","!keep/*.map"]}]}"#);
+    assert_eq!(name_of(&p, "a/b.map"), None);
+    assert_eq!(name_of(&p, "keep/b.map").as_deref(), Some("keep/b.map"));
+    let e = plan(
+        r#"{"steps":[{"exclude":["a","//"]}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].exclude[1]");
 }
 
 #[test]
@@ -629,4 +650,148 @@ fn names_parameter_is_parsed_strictly() {
     assert!(e.message.contains("unknown field"), "{e}");
     let spec = PlanSpec::parse(Some(r#"{"names":{}}"#)).unwrap();
     assert_eq!(spec.names.case_duplicates, CaseDuplicates::Error);
+}
+
+fn replace_err(regex: &str, with: &str) -> PlanError {
+    let json =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": regex, "with": with}}]});
+    plan(&json.to_string(), &ctx(&["A"], &["X"])).unwrap_err()
+}
+
+fn replaced(regex: &str, with: &str, input: &str) -> String {
+    let json =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": regex, "with": with}}]});
+    let p = plan(&json.to_string(), &ctx(&["A"], &["X"])).unwrap();
+    let (out, _) = p
+        .output(0)
+        .apply(&[0], "f", input.as_bytes().to_vec())
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn replacement_references_must_name_groups() {
+    // `$1_x` is read by the regex crate as the group named `1_x`: refused, with the fix.
+    let e = replace_err("v(\\d+)", "$1_x");
+    assert_eq!(e.path, "steps[0].replace.with");
+    assert!(e.message.contains("\"${1}_x\""), "{e}");
+    for (regex, with) in [
+        ("(a)", "$2"),
+        ("(a)", "${name}"),
+        ("(?P<v>a)", "$w"),
+        ("a", "$1"),
+    ] {
+        let e = replace_err(regex, with);
+        assert_eq!(e.path, "steps[0].replace.with", "{regex} {with}");
+        assert!(e.message.contains("does not exist"), "{e}");
+    }
+    assert_eq!(replaced("v(\\d+)", "${1}_x", "v12 v3"), "12_x 3_x");
+    assert_eq!(replaced("(?P<v>a)", "[$v]", "bab"), "b[a]b");
+    assert_eq!(replaced("(a)", "$$1 $", "ba"), "b$1 $");
+    assert_eq!(replaced("(a)", "${1}$0", "a"), "aa");
+    let e = plan(
+        r#"{"steps":[{"move":{"regex":"(.*)\\.js","to":"$1_old.js"}}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].move.to");
+    assert!(e.message.contains("write \"${1}_old\""), "{e}");
+}
+
+#[test]
+fn regexes_that_match_the_empty_string_are_refused() {
+    for re in ["a*", "^", "x?", "", "(?m)$", "\\b", "a|"] {
+        let e = replace_err(re, "y");
+        assert_eq!(e.path, "steps[0].replace.regex", "{re}");
+        assert!(e.message.contains("empty string"), "{re}: {e}");
+    }
+    assert_eq!(replaced("a+", "b", "caaat"), "cbt");
+}
+
+#[test]
+fn content_growth_is_capped() {
+    let big = "x".repeat(200);
+    let too_large = |json: String, input: Vec<u8>| {
+        let p = plan(&json, &ctx(&["A"], &["X"])).unwrap();
+        p.output(0).apply(&[0], "dir/f.txt", input).unwrap_err()
+    };
+    let input = vec![b'a'; 64 * 1024];
+    let literal =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "find": "a", "with": big}}]});
+    let regex =
+        serde_json::json!({"steps": [{"replace": {"files": ["*"], "regex": "a", "with": big}}]});
+    let template =
+        serde_json::json!({"variables": {"X": big}, "steps": [{"template": {"files": ["*"]}}]});
+    let limit = (4 * 64 * 1024 + (1 << 20)) as u64;
+    for (json, data) in [
+        (literal, input.clone()),
+        (regex, input),
+        (template, b"${X}".repeat(16 * 1024)),
+    ] {
+        let e = too_large(json.to_string(), data);
+        assert_eq!(e.entry, "dir/f.txt");
+        assert_eq!(e.kind, TransformErrorKind::OutputTooLarge { limit });
+        assert!(e.message.contains("exceed"), "{e}");
+    }
+    // Growth within the limit is fine.
+    assert_eq!(replaced("a", "bb", "aa"), "bbbb");
+}
+
+/// The glob-dependent examples of docs/transforms.md (events/transform-*.json) over the
+/// entries of events/store/.../SourceArtifact.zip keep their documented outputs.
+#[test]
+fn documented_glob_examples_keep_their_entries() {
+    let source = [
+        "package.json",
+        "dist/",
+        "dist/app.js",
+        "dist/app.js.map",
+        "config/app.yml",
+        "static/logo.png",
+        "README.md",
+    ];
+    let names = |json: &str, out: usize| -> Vec<String> {
+        let p = plan(json, &ctx(&["SourceArtifact"], &["A", "B"])).unwrap();
+        source
+            .iter()
+            .filter_map(|n| {
+                p.output(out)
+                    .decide(0, n, n.ends_with('/'))
+                    .unwrap()
+                    .map(|e| e.name)
+            })
+            .collect()
+    };
+    let select = r#"{"steps":[{"exclude":["*.map"]},{"include":{"files":["dist/**","package.json"],"inputs":["SourceArtifact"]}}]}"#;
+    assert_eq!(names(select, 0), ["package.json", "dist/", "dist/app.js"]);
+    let moves = r#"{"steps":[{"exclude":["*.map","README.md"]},{"move":{"files":["config/*.yml"],"regex":"config/(.*)\\.yml","to":"conf/$1.yaml"}},{"move":{"files":["static/**"],"flatten":true,"add_prefix":"img/"}},{"move":{"strip_prefix":"dist/","add_prefix":"site/"}}]}"#;
+    assert_eq!(
+        names(moves, 0),
+        [
+            "site/package.json",
+            "site/",
+            "site/app.js",
+            "site/conf/app.yaml",
+            "site/img/logo.png"
+        ]
+    );
+    let split = r#"{"outputs":{"A":{"from":["SourceArtifact"],"steps":[{"include":["dist/**","static/**"]},{"exclude":["*.map"]}]},"B":{"from":["SourceArtifact"],"steps":[{"include":["config/**"]},{"move":{"strip_prefix":"config/"}}]}}}"#;
+    assert_eq!(names(split, 0), ["dist/", "dist/app.js", "static/logo.png"]);
+    assert_eq!(names(split, 1), ["app.yml"]);
+}
+
+#[test]
+fn yaml_set_refusals_name_the_entry_and_line() {
+    let p = one(r#"{"steps":[{"set":{"files":["*.yml"],"pointer":"/a","value":"x"}}]}"#);
+    let e = p
+        .output(0)
+        .apply(&[0], "cfg/app.yml", b"b: 1\na: |\n  text\n".to_vec())
+        .unwrap_err();
+    assert_eq!(e.entry, "cfg/app.yml");
+    assert_eq!(e.kind, TransformErrorKind::Step);
+    assert!(
+        e.message
+            .contains("line 2: block scalar (`|`) values cannot be set in place"),
+        "{e}"
+    );
 }

@@ -1,0 +1,173 @@
+//! Proof that an in-place edit of JSON or YAML text changed exactly the value at the
+//! pointer: the original and the edited text are both parsed (serde_json; yaml-rust2
+//! for YAML 1.2), the value at the pointer in the original tree is replaced by the new
+//! value, and the result must equal the edited tree.
+//!
+//! Invariant: `structured::set` returns edited text only after [`json`] or [`yaml`]
+//! accepted it, so a mis-located byte range, an alias sharing the edited node, a
+//! duplicate key or a scalar that re-reads as another type refuses the edit instead of
+//! corrupting the file. YAML alias expansion is measured on the event stream before the
+//! loader clones anything: documents that expand past 100,000 nodes plus one per two
+//! bytes of text are refused without being expanded.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+use yaml_rust2::{Yaml, YamlLoader};
+
+const CHANGED_MORE: &str =
+    "the edit would also change other values, or does not read back as the new value \
+     (duplicate keys, an anchor shared through aliases, or syntax the in-place editor does \
+     not handle); the file is left unchanged";
+
+/// Checks a JSON edit.
+pub fn json(before: &str, after: &str, pointer: &str, value: &Value) -> Result<(), String> {
+    let mut expected: Value =
+        serde_json::from_str(before).map_err(|e| format!("not valid JSON: {e}"))?;
+    let slot = expected
+        .pointer_mut(pointer)
+        .ok_or_else(|| CHANGED_MORE.to_string())?;
+    *slot = value.clone();
+    let edited: Value = serde_json::from_str(after).map_err(|_| CHANGED_MORE.to_string())?;
+    if edited != expected {
+        return Err(CHANGED_MORE.into());
+    }
+    Ok(())
+}
+
+/// Checks a YAML edit (`pointer` as tokens).
+pub fn yaml(before: &str, after: &str, pointer: &[String], value: &Value) -> Result<(), String> {
+    let mut expected = load_one(before)?;
+    let slot = slot(&mut expected, pointer).ok_or_else(|| CHANGED_MORE.to_string())?;
+    *slot = to_yaml(value);
+    let edited = load_one(after).map_err(|_| CHANGED_MORE.to_string())?;
+    if edited != expected {
+        return Err(CHANGED_MORE.into());
+    }
+    Ok(())
+}
+
+/// How a plain scalar reads in YAML 1.2 (the core schema).
+pub fn plain_reads_as_string(s: &str) -> bool {
+    Yaml::from_str(s) == Yaml::String(s.to_string())
+}
+
+fn load_one(text: &str) -> Result<Yaml, String> {
+    let mut budget = AliasBudget {
+        limit: 100_000 + text.len() as u64 / 2,
+        ..AliasBudget::default()
+    };
+    Parser::new_from_str(text)
+        .load(&mut budget, true)
+        .map_err(|e| format!("not valid YAML: {e}"))?;
+    if budget.over {
+        return Err(format!(
+            "the YAML file's aliases expand to more than {} nodes; refusing to edit it",
+            budget.limit
+        ));
+    }
+    let mut docs = YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    if docs.len() != 1 {
+        return Err(format!(
+            "the file has {} YAML documents; `set` edits files with exactly one",
+            docs.len()
+        ));
+    }
+    Ok(docs.remove(0))
+}
+
+/// Counts the nodes of the documents with every alias expanded.
+#[derive(Default)]
+struct AliasBudget {
+    sizes: HashMap<usize, u64>,
+    stack: Vec<(u64, usize)>,
+    total: u64,
+    limit: u64,
+    over: bool,
+}
+
+impl AliasBudget {
+    fn node(&mut self, n: u64, anchor: usize) {
+        if anchor > 0 {
+            self.sizes.insert(anchor, n);
+        }
+        let sum = match self.stack.last_mut() {
+            Some(top) => {
+                top.0 = top.0.saturating_add(n);
+                top.0
+            }
+            None => {
+                self.total = self.total.saturating_add(n);
+                self.total
+            }
+        };
+        self.over |= sum > self.limit;
+    }
+}
+
+impl MarkedEventReceiver for AliasBudget {
+    fn on_event(&mut self, ev: Event, _mark: Marker) {
+        match ev {
+            Event::Scalar(_, _, anchor, _) => self.node(1, anchor),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.stack.push((0, anchor))
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((n, anchor)) = self.stack.pop() {
+                    self.node(n.saturating_add(1), anchor);
+                }
+            }
+            Event::Alias(id) => {
+                let n = self.sizes.get(&id).copied().unwrap_or(1);
+                self.node(n, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn key_text(k: &Yaml) -> Option<String> {
+    match k {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn slot<'a>(mut node: &'a mut Yaml, pointer: &[String]) -> Option<&'a mut Yaml> {
+    for t in pointer {
+        node = match node {
+            Yaml::Hash(h) => {
+                let key = h
+                    .keys()
+                    .find(|k| key_text(k).as_deref() == Some(t.as_str()))?
+                    .clone();
+                h.get_mut(&key)?
+            }
+            Yaml::Array(a) => a.get_mut(t.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn to_yaml(v: &Value) -> Yaml {
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        Value::String(s) => Yaml::String(s.clone()),
+        Value::Array(a) => Yaml::Array(a.iter().map(to_yaml).collect()),
+        Value::Object(o) => Yaml::Hash(
+            o.iter()
+                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
+                .collect(),
+        ),
+    }
+}
