@@ -202,3 +202,76 @@ async fn a_redelivery_that_fails_late_keeps_what_the_first_completed() {
     assert!(s.open_uploads(&bucket).await.is_empty());
     s.remove_bucket(&bucket).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_custom_step_is_reported_and_leaves_nothing() {
+    use std::sync::Arc;
+
+    use artifact_core::{CustomStep, StepRegistry};
+    let s = stack();
+    let cp = codepipeline();
+    let mut steps = StepRegistry::new();
+    steps.register("explode", |_: &serde_json::Value| {
+        Ok(Arc::new(|_: &str, _: Vec<u8>| -> Result<Vec<u8>, String> {
+            panic!("the custom step exploded")
+        }) as Arc<dyn CustomStep>)
+    });
+    let worker = s.worker(&cp, Settings::default()).await.with_steps(steps);
+    let (bucket, creds) = small_job_bucket("panic").await;
+    let job = job_id();
+    let params = r#"{"steps": [{"custom": {"name": "explode", "files": ["a.txt"]}}]}"#;
+    let ev = event(
+        &job,
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        Some(params),
+        &creds,
+        None,
+    );
+    let handled = worker.handle(ev, far(), None).await.expect("reported");
+    let (kind, message) = handled.result.expect_err("a failure");
+    assert_eq!(kind, FailureType::JobFailed);
+    assert!(message.contains("the custom step exploded"), "{message}");
+    assert!(cp.result_for(&job).unwrap().is_failure());
+    assert_eq!(s.keys(&bucket).await, ["in.zip"]);
+    assert!(s.open_uploads(&bucket).await.is_empty());
+    s.remove_bucket(&bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_job_api_makes_the_handler_fail_for_a_redelivery() {
+    use artifact_core::clients::{codepipeline_client, S3StoreFactory};
+    use artifact_core::report::{ReportErrorKind, Reporter};
+    use artifact_core::{HandleError, Worker};
+    use std::sync::Arc;
+    let s = stack();
+    let base = s.base_config().await;
+    let mut settings = Settings::default();
+    settings.deadline_margin = Duration::from_secs(1);
+    // Nothing listens on port 9: every report attempt fails until the deadline.
+    let worker = Worker::new(
+        settings,
+        Arc::new(S3StoreFactory::new(&base, Some(s.s3_endpoint.clone()))),
+        None,
+        Reporter::new(codepipeline_client(&base, Some("http://127.0.0.1:9"))),
+    );
+    let (bucket, creds) = small_job_bucket("noapi").await;
+    let ev = event(
+        &job_id(),
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        None,
+        &creds,
+        None,
+    );
+    let err = worker
+        .handle(ev, Instant::now() + Duration::from_secs(6), None)
+        .await
+        .expect_err("the report could not be sent");
+    let HandleError::Report(e) = err else {
+        panic!("expected a report error, got {err}");
+    };
+    assert_eq!(e.kind, ReportErrorKind::Unavailable);
+    assert!(e.message.contains("attempt"), "{}", e.message);
+    s.remove_bucket(&bucket).await;
+}
