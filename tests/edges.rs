@@ -246,8 +246,10 @@ async fn an_unreachable_job_api_makes_the_handler_fail_for_a_redelivery() {
     use std::sync::Arc;
     let s = stack();
     let base = s.base_config().await;
-    let mut settings = Settings::default();
-    settings.deadline_margin = Duration::from_secs(1);
+    let settings = Settings {
+        deadline_margin: Duration::from_secs(1),
+        ..Settings::default()
+    };
     // Nothing listens on port 9: every report attempt fails until the deadline.
     let worker = Worker::new(
         settings,
