@@ -379,6 +379,7 @@ impl WorkerParts {
         needed.sort_unstable();
         needed.dedup();
         let (rules, max_cd_size) = (plan.name_rules(), self.settings.max_cd_size);
+        let limits = plan.limits();
         let indexes = try_join_all(needed.iter().map(|&i| {
             let a = &data.input_artifacts[i];
             let loc = Job::location(a);
@@ -386,6 +387,11 @@ impl WorkerParts {
             async move {
                 load_index(store.as_ref(), loc, &rules, max_cd_size)
                     .await
+                    .and_then(|idx| {
+                        // Bomb limits, from the declared sizes, before data moves.
+                        limits.check(&idx.entries)?;
+                        Ok(idx)
+                    })
                     .map(|idx| (i, Arc::new(idx)))
                     .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))
             }

@@ -11,6 +11,7 @@ use artifact_engine::entry::{
     check_transform_size, extras, planned_meta, process_entry, ManifestRow, Processed, StreamHash,
 };
 use artifact_engine::plan::{layout_output, Export, Plan};
+use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -72,11 +73,22 @@ pub struct Ctx<'a> {
     pub cleanup: Arc<Cleanup>,
 }
 
+/// A large raw entry being streamed to the writer.
+struct BigEntry {
+    meta: EntryMeta,
+    /// Inflates the data as it passes, checking size and CRC (and hashing for the
+    /// manifest when `sha` is set); `None` when verification is off.
+    check: Option<StreamHash>,
+    sha: bool,
+    /// The input it comes from (errors name it).
+    input: usize,
+}
+
 enum Out {
     /// A processed entry, with its share of the transform budget (released once the
     /// entry is written).
     Entry(Box<Processed>, Option<OwnedSemaphorePermit>),
-    BigStart(Box<(EntryMeta, Option<StreamHash>)>),
+    BigStart(Box<BigEntry>),
     Data(Bytes),
     End,
     /// One input's entries were all sent.
@@ -172,19 +184,23 @@ pub async fn write_output(
                         let p = &planned[tag];
                         let input = &inputs[p.source];
                         let e = &input.index.entries[p.entry];
-                        let hash = if p.plan.hash {
-                            Some(StreamHash::new(e).map_err(|err| {
-                                JobError::artifact(
-                                    Side::Input,
-                                    &input.name,
-                                    &input.index.location,
-                                    err,
-                                )
-                            })?)
+                        let verifiable = matches!(e.method, METHOD_STORED | METHOD_DEFLATED);
+                        let check = if p.plan.hash {
+                            Some(StreamHash::new(e))
+                        } else if p.plan.verify && verifiable {
+                            Some(StreamHash::verifier(e))
                         } else {
                             None
                         };
-                        return Ok(Out::BigStart(Box::new((planned_meta(e, &p.plan), hash))));
+                        let check = check.transpose().map_err(|err| {
+                            JobError::artifact(Side::Input, &input.name, &input.index.location, err)
+                        })?;
+                        return Ok(Out::BigStart(Box::new(BigEntry {
+                            meta: planned_meta(e, &p.plan),
+                            check,
+                            sha: p.plan.hash,
+                            input: p.source,
+                        })));
                     }
                     Piece::Whole {
                         tag,
@@ -198,7 +214,7 @@ pub async fn write_output(
                     JobError::artifact(Side::Input, &input.name, &input.index.location, c)
                 };
                 let e = &input.index.entries[p.entry];
-                if !p.plan.needs_content(e.method) {
+                if !p.plan.needs_cpu(e.method) {
                     let op = plan.output(o);
                     return process_entry(e, region, op, &p.plan, max)
                         .map(|x| Out::Entry(Box::new(x), permit))
@@ -237,7 +253,11 @@ pub async fn write_output(
     let mut writer = ZipWriter::new();
     let (mut raw, mut transformed, mut big_written) = (0u64, 0u64, 0u64);
     let mut inputs_done = 0;
-    let mut big: Option<(EntryMeta, Option<StreamHash>)> = None;
+    let big_err = |input: usize, e: artifact_engine::ZipError| {
+        let i = &inputs[input];
+        JobError::artifact(Side::Input, &i.name, &i.index.location, e)
+    };
+    let mut big: Option<BigEntry> = None;
     let mut exports: Vec<Export> = Vec::new();
     let mut rows: Vec<ManifestRow> = Vec::new();
     while let Some(item) = processed.next().await {
@@ -262,32 +282,48 @@ pub async fn write_output(
                 drop(permit);
             }
             Out::BigStart(b) => {
-                let (meta, hash) = *b;
-                let h = writer.local_header(&meta).map_err(|e| out_err(e.into()))?;
+                let h = writer
+                    .local_header(&b.meta)
+                    .map_err(|e| out_err(e.into()))?;
                 sink.write(h).await.map_err(|e| out_err(e.into()))?;
                 big_written = 0;
-                big = Some((meta, hash));
+                big = Some(*b);
             }
             Out::Data(b) => {
                 big_written += b.len() as u64;
-                if let Some((meta, Some(hash))) = &mut big {
-                    hash.update(&b).map_err(|e| {
-                        out_err(ArtifactCause::Verify(format!("{}: {e}", meta.name)))
+                let entry = big.as_mut().expect("data follows a BigStart");
+                // Inflate and check on the pool while the same bytes go to the sink.
+                let (checked, written) = match entry.check.take() {
+                    Some(mut check) => {
+                        let data = b.clone();
+                        let update = on_pool(&ctx.pool, move || check.update(&data).map(|_| check));
+                        let (c, w) = tokio::join!(update, sink.write(b));
+                        (Some(c), w)
+                    }
+                    None => (None, sink.write(b).await),
+                };
+                if let Some(c) = checked {
+                    let c = c.map_err(|panic| {
+                        JobError::Internal(format!("checking an entry panicked: {panic}"))
                     })?;
+                    entry.check = Some(c.map_err(|e| big_err(entry.input, e))?);
                 }
-                sink.write(b).await.map_err(|e| out_err(e.into()))?;
+                written.map_err(|e| out_err(e.into()))?;
             }
             Out::End => {
                 writer
                     .end_entry(big_written)
                     .map_err(|e| out_err(e.into()))?;
-                if let Some((meta, Some(hash))) = big.take() {
-                    let sha256 = hash.finish().map_err(|e| out_err(e.into()))?;
-                    rows.push(ManifestRow {
-                        path: meta.name,
-                        size: meta.uncompressed_size,
-                        sha256,
-                    });
+                let entry = big.take().expect("end follows a BigStart");
+                if let Some(check) = entry.check {
+                    let sha256 = check.finish().map_err(|e| big_err(entry.input, e))?;
+                    if entry.sha {
+                        rows.push(ManifestRow {
+                            path: entry.meta.name,
+                            size: entry.meta.uncompressed_size,
+                            sha256,
+                        });
+                    }
                 }
                 raw += 1;
             }

@@ -31,7 +31,8 @@ use std::sync::Arc;
 use artifact_engine::entry::header_len;
 use artifact_engine::names::NameRules;
 use artifact_engine::zip::read::{
-    parse_central_directory_with, parse_eocd64, parse_tail, region_ends, EOCD64_LEN, TAIL_LEN,
+    check_start, parse_central_directory_with, parse_eocd64, parse_tail, region_ends, EOCD64_LEN,
+    TAIL_LEN,
 };
 use artifact_engine::zip::{CdEntry, Eocd, TailParse};
 use artifact_engine::ZipError;
@@ -124,6 +125,13 @@ pub async fn load_index(
         None => get(cd_range).await?,
     };
     let entries = parse_central_directory_with(&cd, &eocd, rules)?;
+    if !entries.iter().any(|e| e.header_offset == 0) {
+        let head = match in_tail(&(0..size.min(4))) {
+            Some(b) => b,
+            None => get(0..size.min(4)).await?,
+        };
+        check_start(&head, &entries)?;
+    }
     let ends = region_ends(&entries, eocd.cd_offset)?;
     Ok(ZipIndex {
         location: loc.clone(),

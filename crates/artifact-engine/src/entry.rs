@@ -5,6 +5,11 @@
 //! Limits: a transformed entry is held in memory whole (decompressed and
 //! recompressed), so its declared size must not exceed `max_transform_size`;
 //! inflation stops at the declared size (zip bombs cannot expand past it).
+//!
+//! Verification: unless the plan says `"verify": false`, a raw copy of a stored or
+//! deflated entry is inflated into a counting CRC sink ([`verify_data`]; for large
+//! streamed entries [`StreamHash::verifier`]) and must match its declared size and
+//! CRC-32, so a corrupt input never leaves inside a "successful" output.
 
 use std::io::{Read, Write};
 
@@ -164,6 +169,9 @@ pub fn process_entry(
     let data = compressed_data(e, &region)?;
     let mut meta = planned_meta(e, ep);
     if !ep.needs_content(e.method) {
+        if ep.verify && matches!(e.method, METHOD_STORED | METHOD_DEFLATED) {
+            verify_data(e, &data)?;
+        }
         return Ok(Processed {
             output: EntryOutput {
                 meta,
@@ -179,8 +187,10 @@ pub fn process_entry(
     let (new, exports, unchanged) = if ep.ops.is_empty() {
         (plain, Vec::new(), true)
     } else {
-        let (new, exports) = op.apply(&ep.ops, &ep.name, plain.clone())?;
-        let same = new == plain;
+        // No copy of the original is kept to compare with: the check re-reads the
+        // compressed bytes, and only when size and CRC already match.
+        let (new, exports) = op.apply(&ep.ops, &ep.name, plain)?;
+        let same = same_content(e, &data, &new);
         (new, exports, same)
     };
     let manifest = ep.hash.then(|| ManifestRow {
@@ -235,9 +245,10 @@ pub struct StreamHash {
     stored: Option<HashSink>,
 }
 
-/// Counts, CRCs and hashes what is written to it; refuses more than `limit` bytes.
+/// Counts, CRCs and (optionally) hashes what is written to it; refuses more than
+/// `limit` bytes.
 pub struct HashSink {
-    sha: Sha256,
+    sha: Option<Sha256>,
     crc: crc32fast::Hasher,
     n: u64,
     limit: u64,
@@ -249,7 +260,9 @@ impl Write for HashSink {
         if self.n > self.limit {
             return Err(std::io::Error::other("inflates beyond its declared size"));
         }
-        self.sha.update(b);
+        if let Some(sha) = &mut self.sha {
+            sha.update(b);
+        }
         self.crc.update(b);
         Ok(b.len())
     }
@@ -259,10 +272,19 @@ impl Write for HashSink {
 }
 
 impl StreamHash {
-    /// A hasher for `e` (stored or deflated).
+    /// A hasher for `e` (stored or deflated) that also computes the SHA-256.
     pub fn new(e: &CdEntry) -> Result<Self, ZipError> {
+        Self::with_sha(e, true)
+    }
+
+    /// A checker of `e`'s size and CRC-32 only.
+    pub fn verifier(e: &CdEntry) -> Result<Self, ZipError> {
+        Self::with_sha(e, false)
+    }
+
+    fn with_sha(e: &CdEntry, sha: bool) -> Result<Self, ZipError> {
         let sink = HashSink {
-            sha: Sha256::new(),
+            sha: sha.then(Sha256::new),
             crc: crc32fast::Hasher::new(),
             n: 0,
             limit: e.uncompressed_size,
@@ -299,7 +321,7 @@ impl StreamHash {
         })
     }
 
-    /// Checks size and CRC; returns the hex SHA-256.
+    /// Checks size and CRC; returns the hex SHA-256 (empty for a verifier).
     pub fn finish(self) -> Result<String, ZipError> {
         let sink = match (self.inflate, self.stored) {
             (Some(d), _) => d.finish().map_err(|err| ZipError::Data {
@@ -309,16 +331,67 @@ impl StreamHash {
             (_, Some(s)) => s,
             _ => unreachable!(),
         };
-        if sink.n != self.size || sink.crc.clone().finalize() != self.crc {
+        let crc = sink.crc.clone().finalize();
+        if sink.n != self.size || crc != self.crc {
             return Err(ZipError::Data {
                 name: self.name,
                 why: format!(
-                    "inflates to {} bytes with a CRC that does not match the central directory",
-                    sink.n
+                    "inflates to {} bytes with CRC-32 {crc:08x}; the central directory says \
+                     {} bytes with CRC-32 {:08x}",
+                    sink.n, self.size, self.crc
                 ),
             });
         }
-        Ok(hex::encode(sink.sha.finalize()))
+        Ok(sink
+            .sha
+            .map(|s| hex::encode(s.finalize()))
+            .unwrap_or_default())
+    }
+}
+
+/// Checks that a raw-copied entry's data inflates to its declared size and CRC-32,
+/// without keeping the inflated bytes (inflation stops past the declared size).
+pub fn verify_data(e: &CdEntry, data: &[u8]) -> Result<(), ZipError> {
+    let mut v = StreamHash::verifier(e)?;
+    v.update(data)?;
+    v.finish().map(|_| ())
+}
+
+/// True when `new` is exactly the entry's original content: same size and CRC-32,
+/// then confirmed byte for byte against the compressed data (re-inflated as a
+/// stream, never held whole).
+fn same_content(e: &CdEntry, data: &[u8], new: &[u8]) -> bool {
+    if new.len() as u64 != e.uncompressed_size || crc32fast::hash(new) != e.crc32 {
+        return false;
+    }
+    match e.method {
+        METHOD_STORED => data == new,
+        METHOD_DEFLATED => {
+            let mut cmp = CompareSink { rest: new };
+            let mut d = flate2::write::DeflateDecoder::new(&mut cmp);
+            d.write_all(data).is_ok() && d.finish().is_ok() && cmp.rest.is_empty()
+        }
+        _ => false,
+    }
+}
+
+/// Accepts exactly the bytes of `rest`, in order.
+struct CompareSink<'a> {
+    rest: &'a [u8],
+}
+
+impl Write for CompareSink<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(b) {
+            Some(r) => {
+                self.rest = r;
+                Ok(b.len())
+            }
+            None => Err(std::io::Error::other("content differs")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

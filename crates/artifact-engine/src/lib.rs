@@ -6,6 +6,7 @@
 //! which keeps this crate fast to compile, easy to fuzz and to benchmark.
 
 pub mod entry;
+pub mod limits;
 pub mod memory;
 pub mod names;
 pub mod plan;

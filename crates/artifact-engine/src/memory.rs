@@ -33,6 +33,7 @@ pub fn rewrite(
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
     let op = plan.output(0);
     let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
+    plan.limits().check(&entries)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
     let names: Vec<(&str, bool)> = entries
         .iter()

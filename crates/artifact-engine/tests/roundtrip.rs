@@ -161,3 +161,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn raw_copies_are_verified_unless_turned_off() {
+    let text: Vec<u8> = (0..5000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    for deflate in [false, true] {
+        let good = make_zip(&[("x.txt".to_string(), text.clone(), deflate)]);
+        let mut bad = good.clone();
+        // Flip a byte in the middle of the entry's data (after its 30 + 5 byte header).
+        bad[35 + 300] ^= 0x55;
+        assert!(rewrite(&good, &plan("{}"), 1 << 20).is_ok());
+        let err = rewrite(&bad, &plan("{}"), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("x.txt"), "{err}");
+        let (out, stats) = rewrite(&bad, &plan(r#"{"verify": false}"#), 1 << 20).unwrap();
+        assert_eq!(stats.raw, 1, "copied raw, unread");
+        assert!(out.windows(40).any(|w| w == &bad[35 + 280..35 + 320]));
+    }
+}
+
+#[test]
+fn a_ratio_bomb_is_refused_before_inflation() {
+    let zeros = make_zip(&[("zeros.bin".to_string(), vec![0u8; 64 << 20], true)]);
+    assert!(zeros.len() < 1 << 20);
+    let err = rewrite(&zeros, &plan("{}"), 1 << 20).unwrap_err().to_string();
+    assert!(err.contains("zeros.bin") && err.contains("max_ratio"), "{err}");
+    let lenient = r#"{"limits": {"max_ratio": 2000}}"#;
+    assert!(rewrite(&zeros, &plan(lenient), 1 << 20).is_ok());
+}

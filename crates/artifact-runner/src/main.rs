@@ -195,6 +195,7 @@ async fn run(args: RunArgs) -> Result<()> {
             })).collect::<Vec<_>>()),
             "failure": handled.result.as_ref().err().map(|(t, m)| serde_json::json!({"type": t.as_str(), "message": m})),
             "elapsedSeconds": elapsed.as_secs_f64(),
+            "peakRssKib": peak_rss_kib(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -241,4 +242,14 @@ async fn run(args: RunArgs) -> Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// The process's peak resident set size in KiB (Linux `VmHWM`), for memory checks
+/// and benchmarks; `None` where /proc is not available.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -127,6 +127,7 @@ impl PlanSpec {
 pub struct Plan {
     outputs: Vec<OutputPlan>,
     name_rules: NameRules,
+    limits: crate::limits::Limits,
 }
 
 /// Where an output's entries come from.
@@ -151,6 +152,8 @@ pub struct OutputPlan {
     pub on_conflict: OnConflict,
     /// Name rules for the output's entries (from UserParameters `names`).
     pub name_rules: NameRules,
+    /// Raw copies are CRC- and size-checked (UserParameters `verify`).
+    pub verify: bool,
     steps: Vec<Step>,
     labels: Vec<String>,
     vars: BTreeMap<String, String>,
@@ -253,9 +256,23 @@ pub struct EntryPlan {
     pub mode: Option<u32>,
     /// The manifest needs this entry's SHA-256.
     pub hash: bool,
+    /// A raw copy must still be inflated to check its CRC-32 and size.
+    pub verify: bool,
 }
 
 impl EntryPlan {
+    /// True when processing the entry needs CPU: its content is needed, or a raw
+    /// copy must be verified (stored or deflated entries; other methods cannot be
+    /// inflated here and are copied as they are).
+    pub fn needs_cpu(&self, current_method: u16) -> bool {
+        self.needs_content(current_method)
+            || (self.verify
+                && matches!(
+                    current_method,
+                    crate::zip::read::METHOD_STORED | crate::zip::read::METHOD_DEFLATED
+                ))
+    }
+
     /// True when the entry's content must be decompressed (content steps, exports,
     /// manifest hashing, or a compression change).
     pub fn needs_content(&self, current_method: u16) -> bool {
@@ -518,6 +535,7 @@ impl Plan {
                 sources,
                 on_conflict,
                 name_rules,
+                verify: spec.verify,
                 steps,
                 labels,
                 vars: vars.clone(),
@@ -540,7 +558,13 @@ impl Plan {
         Ok(Plan {
             outputs,
             name_rules,
+            limits: spec.limits,
         })
+    }
+
+    /// The zip-bomb limits every input must pass before data moves.
+    pub fn limits(&self) -> crate::limits::Limits {
+        self.limits
     }
 
     /// The name rules the plan asks for: pass them to
@@ -985,6 +1009,7 @@ impl OutputPlan {
             mtime: None,
             mode: None,
             hash: false,
+            verify: self.verify,
         };
         // Directory paths keep their trailing `/`; globs match them with or without it.
         let matches = |g: &Globs, p: &str| g.is_match(p, is_dir);

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The transform plan: variables, steps for every output, and per-output routing.
-#[derive(Debug, Default, Clone, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
     /// Values for `${NAME}` in `template` steps, `set` values and `add` text.
@@ -28,6 +28,33 @@ pub struct PlanSpec {
     /// Rules for entry names, in the inputs and in the outputs.
     #[serde(default)]
     pub names: NamesSpec,
+    /// Check the CRC-32 and size of every entry copied unchanged, inflating it on
+    /// the way through (default `true`; entries that are transformed are always
+    /// checked). `false` copies raw entries without reading them.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// Zip-bomb limits for every input, checked before data moves.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PlanSpec {
+    /// The empty plan (what blank UserParameters mean): copy everything, verified.
+    fn default() -> Self {
+        PlanSpec {
+            variables: BTreeMap::new(),
+            on_unknown_variable: OnUnknownVariable::default(),
+            steps: Vec::new(),
+            outputs: BTreeMap::new(),
+            names: NamesSpec::default(),
+            verify: true,
+            limits: crate::limits::Limits::default(),
+        }
+    }
 }
 
 /// Entry-name rules beyond the fixed safety checks (no `..`, `\`, control

@@ -787,12 +787,32 @@ pub fn index_bytes_with(
         .and_then(|r| archive.get(r))
         .ok_or_else(|| ZipError::Malformed("central directory lies outside the archive".into()))?;
     let entries = parse_central_directory_with(cd, &eocd, rules)?;
+    check_start(archive.get(..4).unwrap_or(archive), &entries)?;
     // A wrapped 16-bit count was accepted by walking the directory: report the truth.
     let eocd = Eocd {
         entries: entries.len() as u64,
         ..eocd
     };
     Ok((eocd, entries))
+}
+
+/// Refuses an archive whose first bytes (`start`, at least 4 when the object has
+/// them) are a local file header that no central-directory entry points at: another
+/// archive, or hidden entries, before the first listed entry. Readers that scan
+/// local headers from the start of the file would see different entries than
+/// readers of the central directory. (Self-extracting stubs start with an
+/// executable header, not a zip signature, and still pass.)
+pub fn check_start(start: &[u8], entries: &[CdEntry]) -> Result<(), ZipError> {
+    let starts_with_entry = start.len() >= 4 && u32le(start, 0) == LFH_SIG;
+    if starts_with_entry && !entries.iter().any(|e| e.header_offset == 0) {
+        return Err(ZipError::Malformed(
+            "the file starts with a zip entry that the central directory does not list \
+             (another archive or hidden entries come first); readers that scan from the \
+             start would see different entries"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The byte range of the central directory in an archive of `len` bytes, if it fits
