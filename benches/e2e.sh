@@ -24,6 +24,7 @@
 #   RUNNER_BIN=PATH    use this artifact-runner instead of building target/release's
 #   E2E_RUNNER_ARGS    extra arguments for the runner (e.g. "--memory-mb 1024")
 #   E2E_WORK=DIR       work directory (default benches/.work, git-ignored)
+#   E2E_VERIFY=0       run the job with "verify": false (raw copies not inflated)
 #
 # Exit status: 0 when every run succeeded and the outputs verified; the targets
 # (large: runner <= 1.3x floor, >= 3x faster than reference, RSS <= 256 MiB) are

@@ -164,7 +164,9 @@ proptest! {
 
 #[test]
 fn raw_copies_are_verified_unless_turned_off() {
-    let text: Vec<u8> = (0..5000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+    let text: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
     for deflate in [false, true] {
         let good = make_zip(&[("x.txt".to_string(), text.clone(), deflate)]);
         let mut bad = good.clone();
@@ -183,8 +185,13 @@ fn raw_copies_are_verified_unless_turned_off() {
 fn a_ratio_bomb_is_refused_before_inflation() {
     let zeros = make_zip(&[("zeros.bin".to_string(), vec![0u8; 64 << 20], true)]);
     assert!(zeros.len() < 1 << 20);
-    let err = rewrite(&zeros, &plan("{}"), 1 << 20).unwrap_err().to_string();
-    assert!(err.contains("zeros.bin") && err.contains("max_ratio"), "{err}");
+    let err = rewrite(&zeros, &plan("{}"), 1 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("zeros.bin") && err.contains("max_ratio"),
+        "{err}"
+    );
     let lenient = r#"{"limits": {"max_ratio": 2000}}"#;
     assert!(rewrite(&zeros, &plan(lenient), 1 << 20).is_ok());
 }

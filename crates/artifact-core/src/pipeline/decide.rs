@@ -1,0 +1,72 @@
+//! Stage 1, before any data moves: decide every entry of an output (renames,
+//! selection, name clashes, via the plan's layout) and what must be read of it.
+//!
+//! Invariants: an entry that a content step or recompression needs whole is refused
+//! here, from its declared sizes, when it could not be held within the transform
+//! limit; its footprint is attached to its read so the source takes it from the
+//! transform budget before assembling a byte.
+
+use std::sync::Arc;
+
+use artifact_engine::entry::check_transform_size;
+use artifact_engine::plan::{layout_output, OutputPlan, Planned};
+
+use super::InputRef;
+use crate::config::Settings;
+use crate::error::{ArtifactCause, JobError, Side};
+use crate::source::Want;
+
+/// An output's entries, decided.
+pub(super) struct Decided {
+    /// Entries to write, in output order (a read's `tag` indexes this).
+    pub planned: Arc<Vec<Planned>>,
+    /// What to read of each input, in input order.
+    pub wants: Vec<Vec<Want>>,
+    /// Entries the plan left out.
+    pub dropped: u64,
+}
+
+/// Decides output `op` over `inputs`; errors name the output (clashes) or the input
+/// entry (too large to transform).
+pub(super) fn decide(
+    op: &OutputPlan,
+    inputs: &[InputRef],
+    settings: &Settings,
+    out_err: impl Fn(ArtifactCause) -> JobError,
+) -> Result<Decided, JobError> {
+    let names: Vec<Vec<(&str, bool)>> = inputs
+        .iter()
+        .map(|i| {
+            i.index
+                .entries
+                .iter()
+                .map(|e| (e.name.as_str(), e.is_dir()))
+                .collect()
+        })
+        .collect();
+    let layout = layout_output(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
+    let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];
+    for (tag, p) in layout.entries.iter().enumerate() {
+        let input = &inputs[p.source];
+        let e = &input.index.entries[p.entry];
+        let ep = &p.plan;
+        let whole =
+            !ep.ops.is_empty() || ep.level.is_some() || ep.method.is_some_and(|m| m != e.method);
+        if whole {
+            check_transform_size(e, settings.max_transform_size).map_err(|err| {
+                JobError::artifact(Side::Input, &input.name, &input.index.location, err)
+            })?;
+        }
+        wants[p.source].push(Want {
+            entry: p.entry,
+            whole: whole
+                .then(|| settings.transform_footprint(e.compressed_size, e.uncompressed_size)),
+            tag,
+        });
+    }
+    Ok(Decided {
+        planned: Arc::new(layout.entries),
+        wants,
+        dropped: layout.dropped,
+    })
+}

@@ -1,0 +1,204 @@
+//! Stage 3: write processed entries into the output zip and the sink, in order.
+//!
+//! Invariants: a whole entry's transform-budget permit is released only once its
+//! bytes are in the sink; a large raw entry's bytes are checked on the pool while
+//! the same bytes go to the sink; the output is completed only when every input
+//! sent its end marker and every planned entry arrived (a reader that died early
+//! cannot pass for a shorter archive).
+
+use std::sync::Arc;
+
+use artifact_engine::entry::{extras, ManifestRow};
+use artifact_engine::plan::{Export, OutputPlan};
+use artifact_engine::zip::ZipWriter;
+use artifact_engine::ZipError;
+use bytes::Bytes;
+
+use super::process::{BigEntry, Out};
+use super::InputRef;
+use crate::bridge::on_pool;
+use crate::error::{ArtifactCause, JobError, Side};
+use crate::event::S3Location;
+use crate::sink::{Sink, SinkSummary};
+
+/// Entry counts of a finished output.
+pub(super) struct Written {
+    pub entries: u64,
+    pub raw: u64,
+    pub transformed: u64,
+    pub added: u64,
+    pub exports: Vec<Export>,
+    pub object: SinkSummary,
+}
+
+/// The zip being written and where it goes.
+pub(super) struct OutputWriter<'a> {
+    pub sink: Sink,
+    pub zip: ZipWriter,
+    pub pool: Arc<rayon::ThreadPool>,
+    pub inputs: &'a [InputRef],
+    pub name: &'a str,
+    pub location: &'a S3Location,
+    raw: u64,
+    transformed: u64,
+    inputs_done: usize,
+    big: Option<(BigEntry, u64)>,
+    exports: Vec<Export>,
+    rows: Vec<ManifestRow>,
+}
+
+impl<'a> OutputWriter<'a> {
+    /// A writer for the output `name` at `location`, fed from `inputs`.
+    pub fn new(
+        sink: Sink,
+        pool: Arc<rayon::ThreadPool>,
+        inputs: &'a [InputRef],
+        name: &'a str,
+        location: &'a S3Location,
+    ) -> Self {
+        OutputWriter {
+            sink,
+            zip: ZipWriter::new(),
+            pool,
+            inputs,
+            name,
+            location,
+            raw: 0,
+            transformed: 0,
+            inputs_done: 0,
+            big: None,
+            exports: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn out_err(&self, cause: impl Into<ArtifactCause>) -> JobError {
+        JobError::artifact(Side::Output, self.name, self.location, cause)
+    }
+
+    fn input_err(&self, input: usize, e: ZipError) -> JobError {
+        let i = &self.inputs[input];
+        JobError::artifact(Side::Input, &i.name, &i.index.location, e)
+    }
+
+    async fn put(&mut self, b: Bytes) -> Result<(), JobError> {
+        self.sink.write(b).await.map_err(|e| self.out_err(e))
+    }
+
+    /// Writes one item.
+    pub async fn write(&mut self, item: Out) -> Result<(), JobError> {
+        match item {
+            Out::InputDone => self.inputs_done += 1,
+            Out::Entry(p, permit) => {
+                let o = p.output;
+                let h = self
+                    .zip
+                    .local_header(&o.meta)
+                    .map_err(|e| self.out_err(e))?;
+                let n = o.data.len() as u64;
+                self.put(h).await?;
+                self.put(o.data).await?;
+                self.zip.end_entry(n).map_err(|e| self.out_err(e))?;
+                if o.raw {
+                    self.raw += 1
+                } else {
+                    self.transformed += 1
+                }
+                self.exports.extend(p.exports);
+                self.rows.extend(p.manifest);
+                drop(permit);
+            }
+            Out::BigStart(b) => {
+                let h = self
+                    .zip
+                    .local_header(&b.meta)
+                    .map_err(|e| self.out_err(e))?;
+                self.put(h).await?;
+                self.big = Some((*b, 0));
+            }
+            Out::Data(b) => self.big_data(b).await?,
+            Out::End => self.big_end()?,
+        }
+        Ok(())
+    }
+
+    /// The next bytes of a large entry: checked on the pool while written.
+    async fn big_data(&mut self, b: Bytes) -> Result<(), JobError> {
+        let (mut entry, written) = self.big.take().expect("data follows a BigStart");
+        let n = b.len() as u64;
+        if let Some(mut check) = entry.check.take() {
+            let data = b.clone();
+            let update = on_pool(&self.pool, move || check.update(&data).map(|_| check));
+            let (checked, sent) = tokio::join!(update, self.sink.write(b));
+            sent.map_err(|e| self.out_err(e))?;
+            let checked = checked.map_err(|panic| {
+                JobError::Internal(format!("checking an entry panicked: {panic}"))
+            })?;
+            entry.check = Some(checked.map_err(|e| self.input_err(entry.input, e))?);
+        } else {
+            self.put(b).await?;
+        }
+        self.big = Some((entry, written + n));
+        Ok(())
+    }
+
+    /// A large entry ended: its size is final, its checker must agree.
+    fn big_end(&mut self) -> Result<(), JobError> {
+        let (entry, written) = self.big.take().expect("end follows a BigStart");
+        self.zip.end_entry(written).map_err(|e| self.out_err(e))?;
+        if let Some(check) = entry.check {
+            let sha256 = check.finish().map_err(|e| self.input_err(entry.input, e))?;
+            if entry.sha {
+                self.rows.push(ManifestRow {
+                    path: entry.meta.name,
+                    size: entry.meta.uncompressed_size,
+                    sha256,
+                });
+            }
+        }
+        self.raw += 1;
+        Ok(())
+    }
+
+    /// Checks that everything arrived, writes the added files and the central
+    /// directory, and completes the object.
+    pub async fn finish(mut self, op: &OutputPlan, planned: usize) -> Result<Written, JobError> {
+        let arrived = self.raw + self.transformed;
+        if self.inputs_done != self.inputs.len() || arrived != planned as u64 {
+            return Err(self.out_err(ArtifactCause::Verify(format!(
+                "{arrived} of {planned} entries arrived from {} of {} inputs; the output was \
+                 not completed",
+                self.inputs_done,
+                self.inputs.len()
+            ))));
+        }
+        let missing = op
+            .missing_exports(&self.exports)
+            .map_err(|e| self.out_err(ArtifactCause::Entry(e.into())))?;
+        self.exports.extend(missing);
+        let mut added = 0;
+        let mut rows = std::mem::take(&mut self.rows);
+        for (meta, data) in extras(op, &mut rows) {
+            let h = self.zip.local_header(&meta).map_err(|e| self.out_err(e))?;
+            let n = data.len() as u64;
+            self.put(h).await?;
+            self.put(data).await?;
+            self.zip.end_entry(n).map_err(|e| self.out_err(e))?;
+            added += 1;
+        }
+        let (name, location) = (self.name, self.location);
+        let err = |e: ArtifactCause| JobError::artifact(Side::Output, name, location, e);
+        let entries = self.zip.entries();
+        let trailer = self.zip.finish(b"").map_err(|e| err(e.into()))?;
+        self.sink.write(trailer).await.map_err(|e| err(e.into()))?;
+        let object = self.sink.finish().await.map_err(|e| err(e.into()))?;
+        Ok(Written {
+            entries,
+            raw: self.raw,
+            transformed: self.transformed,
+            added,
+            exports: self.exports,
+            object,
+        })
+    }
+}
