@@ -6,12 +6,14 @@
 //! which keeps this crate fast to compile, easy to fuzz and to benchmark.
 
 pub mod entry;
+pub mod links;
 pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod zip;
 
 pub use entry::{process_entry, EntryOutput, Processed};
+pub use links::{check_link_target, check_symlink};
 pub use plan::{Plan, PlanError, PlanSpec};
 
 /// Errors from reading or writing zip structures and entry data.
@@ -51,6 +53,17 @@ pub enum ZipError {
         /// Entry name.
         name: String,
         /// What was found.
+        why: String,
+    },
+    /// A symbolic-link entry refused: its target is absolute, escapes the artifact,
+    /// is malformed, or the plan refuses links (`"symlinks": "fail"`).
+    #[error("entry {name:?}: symbolic link to {target:?} refused: {why}")]
+    Symlink {
+        /// The link's path in the output.
+        name: String,
+        /// The link target (lossily decoded; empty when it could not be read).
+        target: String,
+        /// Why it is refused.
         why: String,
     },
     /// The writer was driven incorrectly (a bug, not bad input).

@@ -28,6 +28,27 @@ pub struct PlanSpec {
     /// Rules for entry names, in the inputs and in the outputs.
     #[serde(default)]
     pub names: NamesSpec,
+    /// Symbolic-link entries (Unix mode `S_IFLNK`; their data is the link target):
+    /// `keep` (default) those whose target, resolved from the link's output path, stays
+    /// inside the artifact (others fail the job), `drop` them all, or `fail` on any.
+    /// Content steps, `export` and recompression never apply to links.
+    #[serde(default)]
+    pub symlinks: Symlinks,
+}
+
+/// What happens to symbolic-link entries.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Symlinks {
+    /// Keep links whose target is relative and stays inside the artifact (checked from
+    /// the link's final output path); fail the job on any other link, naming it and
+    /// its target.
+    #[default]
+    Keep,
+    /// Leave every link out of the outputs (counted as dropped).
+    Drop,
+    /// Fail the job if any input entry that feeds an output is a link.
+    Fail,
 }
 
 /// Entry-name rules beyond the fixed safety checks (no `..`, `\`, control

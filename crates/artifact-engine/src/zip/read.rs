@@ -293,6 +293,17 @@ fn fix_prefix(e: &mut Eocd, cd_end: u64) -> Result<(), ZipError> {
     Ok(())
 }
 
+/// Mask of the file-type bits of a Unix mode.
+pub const S_IFMT: u32 = 0o170000;
+/// File type of a symbolic link.
+pub const S_IFLNK: u32 = 0o120000;
+
+/// Hosts whose external attributes carry a Unix mode in their high 16 bits: Unix (3)
+/// and OS X (19).
+pub fn unix_host(host: u16) -> bool {
+    matches!(host, 3 | 19)
+}
+
 /// One entry of the central directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdEntry {
@@ -330,6 +341,18 @@ impl CdEntry {
     /// True for directory entries (name ends in `/`).
     pub fn is_dir(&self) -> bool {
         self.name.ends_with('/')
+    }
+    /// The Unix mode (file type and permission bits) from the high 16 bits of the
+    /// external attributes, when the entry was made on a Unix-like host: Unix (3) or
+    /// OS X (19, which Go's `archive/zip` also reads as Unix). `None` for other hosts
+    /// (DOS, NTFS...), whose attributes hold no Unix mode.
+    pub fn unix_mode(&self) -> Option<u32> {
+        unix_host(self.version_made_by >> 8).then_some(self.external_attrs >> 16)
+    }
+    /// True for symbolic links: a Unix mode whose file type is `S_IFLNK` (0o120000).
+    /// Their data is the link target, not file content.
+    pub fn is_symlink(&self) -> bool {
+        self.unix_mode().is_some_and(|m| m & S_IFMT == S_IFLNK)
     }
     /// True when the entry's sizes and CRC follow its data in a data descriptor.
     pub fn has_data_descriptor(&self) -> bool {
