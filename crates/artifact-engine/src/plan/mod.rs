@@ -27,7 +27,7 @@ use glob::Globs;
 pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
 use spec::{Compression, Format, Selector, SourceSpec, StepSpec};
 
-use crate::names::{case_clash_why, CaseIndex, NameRules};
+use crate::names::{case_clash_why, fold_case, CaseIndex, NameRules};
 use crate::zip::read::{validate_name, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 
 /// A `UserParameters` problem, with the path of the offending field.
@@ -1471,19 +1471,22 @@ impl LayoutBuilder<'_> {
         Ok(())
     }
 
-    /// Refuses an entry or added file whose path lies under a kept link's path.
+    /// Refuses an entry or added file whose path lies under a kept link's path,
+    /// compared without letter case (a case-insensitive file system extracts `D/x`
+    /// through a link `d`).
     fn check_under_links(&self) -> Result<(), String> {
-        let links: HashMap<&str, &Planned> = self
+        let links: HashMap<String, &Planned> = self
             .entries
             .iter()
             .flatten()
             .filter(|p| p.plan.symlink.is_some())
-            .map(|p| (p.plan.name.trim_end_matches('/'), p))
+            .map(|p| (fold_case(p.plan.name.trim_end_matches('/')), p))
             .collect();
         if links.is_empty() {
             return Ok(());
         }
         let under = |path: &str| {
+            let path = fold_case(path);
             path.match_indices('/')
                 .find_map(|(at, _)| links.get(&path[..at]).copied())
         };

@@ -853,6 +853,43 @@ mod tests {
     }
 
     #[test]
+    fn unix_modes_and_links_come_from_unix_hosts_only() {
+        let mut e = CdEntry {
+            name: "l".into(),
+            raw_name: b"l".to_vec(),
+            version_made_by: 3 << 8 | 30,
+            version_needed: 10,
+            flags: 0,
+            method: 0,
+            dos_time: 0,
+            dos_date: 0,
+            crc32: 0,
+            compressed_size: 0,
+            uncompressed_size: 0,
+            header_offset: 0,
+            internal_attrs: 0,
+            external_attrs: 0o120777 << 16,
+        };
+        assert_eq!(e.unix_mode(), Some(0o120777));
+        assert!(e.is_symlink());
+        e.version_made_by = 19 << 8 | 30; // OS X
+        assert!(e.is_symlink());
+        e.version_made_by = 20; // DOS: the high bits are no Unix mode
+        assert_eq!(e.unix_mode(), None);
+        assert!(!e.is_symlink());
+        e.version_made_by = 3 << 8 | 30;
+        for (mode, link) in [
+            (0o100755, false),
+            (0o040755, false),
+            (0o140777, false),
+            (0, false),
+        ] {
+            e.external_attrs = mode << 16;
+            assert_eq!(e.is_symlink(), link, "{mode:o}");
+        }
+    }
+
+    #[test]
     fn garbage_is_not_a_zip() {
         assert!(matches!(parse_tail(b"hello", 5), Err(ZipError::NotZip(_))));
         let junk = vec![7u8; 1000];
