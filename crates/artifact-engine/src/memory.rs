@@ -26,7 +26,9 @@ pub struct RewriteStats {
 }
 
 /// Rewrites `archive` through output 0 of `plan`, processing entries in parallel on
-/// the current rayon pool; output order is the plan's order.
+/// the current rayon pool; output order is the plan's order. Entries are planned with
+/// their kind ([`layout_output_kinds`]) and every symbolic link's target is checked
+/// with [`check_symlink`] before it is written.
 pub fn rewrite(
     archive: &[u8],
     plan: &Plan,
