@@ -47,7 +47,8 @@ pub enum Symlinks {
     Keep,
     /// Leave every link out of the outputs (counted as dropped).
     Drop,
-    /// Fail the job if any input entry that feeds an output is a link.
+    /// Fail the job on any link that would be written to an output (after `include` /
+    /// `exclude`), before any data moves.
     Fail,
 }
 
