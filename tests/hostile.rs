@@ -95,6 +95,14 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let e = eocd_at(&z);
     z[e + 20..e + 22].copy_from_slice(&100u16.to_le_bytes());
     cases.push(("comment past EOF", z, "JobFailed", "zip"));
+    // 11. A symbolic link that escapes the artifact.
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    w.start_file("a/ok.txt", SimpleFileOptions::default()).unwrap();
+    w.write_all(b"x").unwrap();
+    w.add_symlink("a/link", "../../etc/passwd", SimpleFileOptions::default())
+        .unwrap();
+    let z = w.finish().unwrap().into_inner();
+    cases.push(("escaping symlink", z, "JobFailed", "../../etc/passwd"));
     cases
 }
 

@@ -133,3 +133,84 @@ async fn more_than_65535_entries_round_trip_as_zip64() {
     assert_eq!(listed.len(), 69_300);
     assert_eq!(listed[12_345].0, names[12_345 + 12_345 / 99]);
 }
+
+/// Builds a tree with an executable and links, zipped by Info-ZIP with `-y` (store
+/// links as links), into `name` under a fresh directory; returns the zip bytes.
+fn zip_y(name: &str, with_escaping_link: bool) -> Vec<u8> {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let root = std::env::temp_dir().join(unique(name));
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/run.sh"), "#!/bin/sh\necho ${VERSION}\n").unwrap();
+    std::fs::set_permissions(tree.join("bin/run.sh"), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(tree.join("version.txt"), "v=${VERSION}\n").unwrap();
+    symlink("bin/run.sh", tree.join("current")).unwrap();
+    symlink("../version.txt", tree.join("bin/version")).unwrap();
+    if with_escaping_link {
+        symlink("/etc/passwd", tree.join("passwd")).unwrap();
+    }
+    let out = std::process::Command::new("zip")
+        .current_dir(&tree)
+        .args(["-q", "-r", "-y", "../out.zip", "."])
+        .status()
+        .expect("running zip");
+    assert!(out.success());
+    let bytes = std::fs::read(root.join("out.zip")).unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_and_modes_from_zip_y_are_kept_and_escaping_links_refused() {
+    let s = stack();
+    let bucket = unique("links");
+    s.create_bucket(&bucket).await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let worker = s.worker(&cp, Settings::default()).await;
+    // Templating every file must leave the links' targets alone.
+    let params = r#"{"variables":{"VERSION":"5.0"},"steps":[{"template":{"files":["*"]}}]}"#;
+    let run = |key: &'static str, out: &'static str| {
+        let ev = event(
+            &job_id(),
+            &[("In", &bucket, key)],
+            &[("Out", &bucket, out)],
+            Some(params),
+            &creds,
+            None,
+        );
+        worker.handle(ev, Instant::now() + Duration::from_secs(600), None)
+    };
+    s.put(&bucket, "ok.zip", zip_y("links-ok", false), None)
+        .await;
+    let ok = run("ok.zip", "out/ok.zip").await.unwrap();
+    assert!(ok.result.is_ok(), "{:?}", ok.result);
+    let (body, _, _) = s.get(&bucket, "out/ok.zip").await.unwrap();
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(body)).unwrap();
+    let mode = |a: &mut zip::ZipArchive<_>, n: &str| a.by_name(n).unwrap().unix_mode().unwrap();
+    assert_eq!(
+        mode(&mut a, "bin/run.sh") & 0o170777,
+        0o100755,
+        "executable kept"
+    );
+    assert_eq!(
+        mode(&mut a, "current") & 0o170000,
+        0o120000,
+        "link kept as a link"
+    );
+    let mut target = String::new();
+    std::io::Read::read_to_string(&mut a.by_name("bin/version").unwrap(), &mut target).unwrap();
+    assert_eq!(target, "../version.txt", "link target not templated");
+    let mut script = String::new();
+    std::io::Read::read_to_string(&mut a.by_name("bin/run.sh").unwrap(), &mut script).unwrap();
+    assert!(script.contains("echo 5.0"), "{script}");
+
+    s.put(&bucket, "evil.zip", zip_y("links-evil", true), None)
+        .await;
+    let bad = run("evil.zip", "out/evil.zip").await.unwrap();
+    let (t, m) = bad.result.expect_err("an absolute link is refused");
+    assert_eq!(t.as_str(), "JobFailed", "{m}");
+    assert!(m.contains("passwd") && m.contains("/etc/passwd"), "{m}");
+    assert!(s.get(&bucket, "out/evil.zip").await.is_none());
+    s.remove_bucket(&bucket).await;
+}

@@ -7,7 +7,8 @@
 //! - index cleanly with `index_bytes` + `region_ends`, with every local header valid;
 //! - hold the same entries, in the same order, under the same names (neither plan
 //!   drops or renames anything); entries the plan leaves alone (everything for (a),
-//!   directories for (b)) are copied raw: same method, CRC, sizes and bytes;
+//!   directories and symbolic links for (b)) are copied raw: same method, CRC, sizes
+//!   and bytes;
 //! - be readable by the independent `zip` crate, whose metadata matches, and whose
 //!   decompressed data has the declared size and CRC wherever the engine itself can
 //!   decompress the entry. For (b) that is every file: each was decompressed and
@@ -120,7 +121,8 @@ fn check_output(input: &[u8], out: &[u8], stats: &RewriteStats, is_content: bool
             && oe.crc32 == ie.crc32
             && oe.compressed_size == ie.compressed_size
             && oe.uncompressed_size == ie.uncompressed_size;
-        let transformable = is_content && !ie.is_dir();
+        // Links are never content (their data is the target path): copied raw.
+        let transformable = is_content && !ie.is_dir() && !ie.is_symlink();
         if !transformable {
             assert!(
                 copied_raw,

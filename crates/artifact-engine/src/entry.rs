@@ -127,11 +127,9 @@ pub fn planned_meta(e: &CdEntry, ep: &EntryPlan) -> EntryMeta {
     }
     if let Some(mode) = ep.mode {
         let is_dir = ep.name.ends_with('/');
-        let unix = if meta.host == 3 {
-            e.external_attrs >> 16
-        } else {
-            0
-        };
+        // The file type (link, directory, file) is kept: a mode never turns a link
+        // into a regular file. OS X hosts (19) carry a Unix mode too.
+        let unix = e.unix_mode().unwrap_or(0);
         let kind = match unix & S_IFMT {
             0 if is_dir => 0o040000,
             0 => 0o100000,

@@ -7,12 +7,14 @@
 
 pub mod entry;
 pub mod limits;
+pub mod links;
 pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod zip;
 
 pub use entry::{process_entry, EntryOutput, Processed};
+pub use links::{check_link_target, check_symlink};
 pub use plan::{Plan, PlanError, PlanSpec};
 
 /// Errors from reading or writing zip structures and entry data.
@@ -52,6 +54,17 @@ pub enum ZipError {
         /// Entry name.
         name: String,
         /// What was found.
+        why: String,
+    },
+    /// A symbolic-link entry refused: its target is absolute, escapes the artifact,
+    /// is malformed, or the plan refuses links (`"symlinks": "fail"`).
+    #[error("entry {name:?}: symbolic link to {target:?} refused: {why}")]
+    Symlink {
+        /// The link's path in the output.
+        name: String,
+        /// The link target (lossily decoded; empty when it could not be read).
+        target: String,
+        /// Why it is refused.
         why: String,
     },
     /// The writer was driven incorrectly (a bug, not bad input).

@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use crate::entry::{process_entry, EntryError, ManifestRow, Processed};
-use crate::plan::{layout_output, Export, Plan};
+use crate::entry::{compressed_data, process_entry, EntryError, ManifestRow, Processed};
+use crate::links::check_symlink;
+use crate::plan::{layout_output_kinds, EntryKind, Export, Plan};
 use crate::zip::read::{index_bytes_with, region_ends};
 use crate::zip::ZipWriter;
 use crate::ZipError;
@@ -25,7 +26,9 @@ pub struct RewriteStats {
 }
 
 /// Rewrites `archive` through output 0 of `plan`, processing entries in parallel on
-/// the current rayon pool; output order is the plan's order.
+/// the current rayon pool; output order is the plan's order. Entries are planned with
+/// their kind ([`layout_output_kinds`]) and every symbolic link's target is checked
+/// with [`check_symlink`] before it is written.
 pub fn rewrite(
     archive: &[u8],
     plan: &Plan,
@@ -35,11 +38,11 @@ pub fn rewrite(
     let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
     plan.limits().check(&entries)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
-    let names: Vec<(&str, bool)> = entries
+    let names: Vec<(&str, EntryKind)> = entries
         .iter()
-        .map(|e| (e.name.as_str(), e.is_dir()))
+        .map(|e| (e.name.as_str(), EntryKind::of(e)))
         .collect();
-    let layout = layout_output(op, &[names]).map_err(ZipError::Malformed)?;
+    let layout = layout_output_kinds(op, &[names]).map_err(ZipError::Malformed)?;
     let bytes = Bytes::copy_from_slice(archive);
     let outputs: Vec<Processed> = layout
         .entries
@@ -47,6 +50,9 @@ pub fn rewrite(
         .map(|p| {
             let e = &entries[p.entry];
             let region = bytes.slice(e.header_offset as usize..ends[p.entry] as usize);
+            if e.is_symlink() {
+                check_symlink(e, &p.plan, &compressed_data(e, &region)?)?;
+            }
             process_entry(e, region, op, &p.plan, max_transform_size)
         })
         .collect::<Result<_, EntryError>>()?;

@@ -1,15 +1,19 @@
 //! Stage 1, before any data moves: decide every entry of an output (renames,
 //! selection, name clashes, via the plan's layout) and what must be read of it.
 //!
-//! Invariants: an entry that a content step or recompression needs whole is refused
+//! Invariants: symbolic links are planned as links (no content steps; the plan's
+//! `symlinks` mode applies) and read whole so their target can be checked; an
+//! entry that a content step or recompression needs whole is refused
 //! here, from its declared sizes, when it could not be held within the transform
 //! limit; its footprint is attached to its read so the source takes it from the
 //! transform budget before assembling a byte.
 
 use std::sync::Arc;
 
+use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
-use artifact_engine::plan::{layout_output, OutputPlan, Planned};
+use artifact_engine::links::MAX_LINK_TARGET;
+use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Planned};
 
 use super::InputRef;
 use crate::config::Settings;
@@ -34,28 +38,37 @@ pub(super) fn decide(
     settings: &Settings,
     out_err: impl Fn(ArtifactCause) -> JobError,
 ) -> Result<Decided, JobError> {
-    let names: Vec<Vec<(&str, bool)>> = inputs
+    let names: Vec<Vec<(&str, EntryKind)>> = inputs
         .iter()
         .map(|i| {
             i.index
                 .entries
                 .iter()
-                .map(|e| (e.name.as_str(), e.is_dir()))
+                .map(|e| (e.name.as_str(), EntryKind::of(e)))
                 .collect()
         })
         .collect();
-    let layout = layout_output(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
+    let layout =
+        layout_output_kinds(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
     let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];
     for (tag, p) in layout.entries.iter().enumerate() {
         let input = &inputs[p.source];
         let e = &input.index.entries[p.entry];
         let ep = &p.plan;
-        let whole =
-            !ep.ops.is_empty() || ep.level.is_some() || ep.method.is_some_and(|m| m != e.method);
+        let in_err = |err| JobError::artifact(Side::Input, &input.name, &input.index.location, err);
+        let max_link = MAX_LINK_TARGET as u64;
+        if e.is_symlink() && (e.uncompressed_size > max_link || e.compressed_size > max_link + 64) {
+            // An oversized "target" is refused from its declared size, before reading
+            // (check_symlink refuses it without looking at the data).
+            check_symlink(e, ep, &[]).map_err(in_err)?;
+        }
+        // Links are assembled whole: their target is checked before they are written.
+        let whole = e.is_symlink()
+            || !ep.ops.is_empty()
+            || ep.level.is_some()
+            || ep.method.is_some_and(|m| m != e.method);
         if whole {
-            check_transform_size(e, settings.max_transform_size).map_err(|err| {
-                JobError::artifact(Side::Input, &input.name, &input.index.location, err)
-            })?;
+            check_transform_size(e, settings.max_transform_size).map_err(in_err)?;
         }
         wants[p.source].push(Want {
             entry: p.entry,

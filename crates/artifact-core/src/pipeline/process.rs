@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use artifact_engine::entry::{planned_meta, process_entry, Processed, StreamHash};
+use artifact_engine::check_symlink;
+use artifact_engine::entry::{compressed_data, planned_meta, process_entry, Processed, StreamHash};
 use artifact_engine::plan::{Plan, Planned};
 use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
 use artifact_engine::zip::EntryMeta;
@@ -78,6 +79,11 @@ impl Processor {
             JobError::artifact(Side::Input, &input.name, &input.index.location, c)
         };
         let e = &input.index.entries[p.entry];
+        if e.is_symlink() {
+            // A link's target (a few bytes) is checked from its final path first.
+            let data = compressed_data(e, &region).map_err(|err| in_err(err.into()))?;
+            check_symlink(e, &p.plan, &data).map_err(|err| in_err(err.into()))?;
+        }
         let result = if p.plan.needs_cpu(e.method) {
             let this = self.clone();
             on_pool(&self.pool, move || {

@@ -24,11 +24,11 @@ use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
 use glob::Globs;
-pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec};
+pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
 use spec::{Compression, Format, Selector, SourceSpec, StepSpec};
 
-use crate::names::{case_clash_why, CaseIndex, NameRules};
-use crate::zip::read::{validate_name, METHOD_DEFLATED, METHOD_STORED};
+use crate::names::{case_clash_why, fold_case, CaseIndex, NameRules};
+use crate::zip::read::{validate_name, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 
 /// A `UserParameters` problem, with the path of the offending field.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -154,6 +154,8 @@ pub struct OutputPlan {
     pub name_rules: NameRules,
     /// Raw copies are CRC- and size-checked (UserParameters `verify`).
     pub verify: bool,
+    /// What happens to symbolic-link entries (from UserParameters `symlinks`).
+    pub symlinks: Symlinks,
     steps: Vec<Step>,
     labels: Vec<String>,
     vars: BTreeMap<String, String>,
@@ -254,10 +256,54 @@ pub struct EntryPlan {
     pub mtime: Option<(u16, u16)>,
     /// Forced Unix permission bits.
     pub mode: Option<u32>,
-    /// The manifest needs this entry's SHA-256.
+    /// The manifest needs this entry's SHA-256 (for a link: of its target path, the
+    /// entry's data).
     pub hash: bool,
     /// A raw copy must still be inflated to check its CRC-32 and size.
     pub verify: bool,
+    /// `Some(mode)` when the entry is a symbolic link (planned with
+    /// [`OutputPlan::decide_kind`] or [`layout_output_kinds`]), with the plan's
+    /// `symlinks` mode: such an entry has no content steps, exports or forced
+    /// compression, and its target must be checked with [`crate::links::check_symlink`]
+    /// before it is written. `None` for files and directories.
+    pub symlink: Option<Symlinks>,
+}
+
+/// What kind of entry is being planned: decides which steps may touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file (the default for entries without a Unix mode).
+    File,
+    /// A directory (name ending in `/`).
+    Dir,
+    /// A symbolic link (Unix mode `S_IFLNK`); its data is the target.
+    Symlink,
+}
+
+impl EntryKind {
+    /// The kind of a central-directory entry: a link when its Unix mode says so
+    /// (whatever its name), else a directory when its name ends in `/`, else a file.
+    pub fn of(e: &CdEntry) -> EntryKind {
+        if e.is_symlink() {
+            EntryKind::Symlink
+        } else {
+            EntryKind::from_is_dir(e.is_dir())
+        }
+    }
+
+    /// `Dir` or `File`.
+    pub fn from_is_dir(is_dir: bool) -> EntryKind {
+        if is_dir {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        }
+    }
+
+    /// True for `Dir`.
+    pub fn is_dir(self) -> bool {
+        self == EntryKind::Dir
+    }
 }
 
 impl EntryPlan {
@@ -536,6 +582,7 @@ impl Plan {
                 on_conflict,
                 name_rules,
                 verify: spec.verify,
+                symlinks: spec.symlinks,
                 steps,
                 labels,
                 vars: vars.clone(),
@@ -993,12 +1040,33 @@ fn export_value(how: &ExportHow, name: &str, data: &[u8]) -> Result<String, Stri
 impl OutputPlan {
     /// What happens to entry `name` of source `source` (index into [`Self::sources`]).
     /// `Ok(None)`: dropped. `Err`: the entry's new path is invalid.
+    ///
+    /// Knows only files and directories: for archives that may hold symbolic links,
+    /// use [`Self::decide_kind`] with [`EntryKind::of`].
     pub fn decide(
         &self,
         source: usize,
         name: &str,
         is_dir: bool,
     ) -> Result<Option<EntryPlan>, String> {
+        self.decide_kind(source, name, EntryKind::from_is_dir(is_dir))
+    }
+
+    /// [`Self::decide`] for an entry of kind `kind`. A symbolic link is renamed,
+    /// selected and given a time and permissions like a file (its type stays a link),
+    /// but no content step, `export` or compression change applies to it: its data is
+    /// the target path. An `export` naming it fails; under `"symlinks": "drop"` it is
+    /// dropped, under `"fail"` refused; under `"keep"` it is planned with
+    /// [`EntryPlan::symlink`] set, and its target must pass
+    /// [`crate::links::check_symlink`].
+    pub fn decide_kind(
+        &self,
+        source: usize,
+        name: &str,
+        kind: EntryKind,
+    ) -> Result<Option<EntryPlan>, String> {
+        let is_dir = kind.is_dir();
+        let is_link = kind == EntryKind::Symlink;
         let src = &self.sources[source];
         let mut path = format!("{}{name}", src.prefix);
         let mut ep = EntryPlan {
@@ -1010,6 +1078,7 @@ impl OutputPlan {
             mode: None,
             hash: false,
             verify: self.verify,
+            symlink: is_link.then_some(self.symlinks),
         };
         // Directory paths keep their trailing `/`; globs match them with or without it.
         let matches = |g: &Globs, p: &str| g.is_match(p, is_dir);
@@ -1051,12 +1120,19 @@ impl OutputPlan {
                     }
                 }
                 Step::Content { globs, .. } => {
-                    if !is_dir && globs.is_match(&path, false) {
+                    if !is_dir && !is_link && globs.is_match(&path, false) {
                         ep.ops.push(i);
                     }
                 }
                 Step::Export { file, .. } => {
                     if !is_dir && file == &path {
+                        if is_link {
+                            return Err(format!(
+                                "{} reads {path:?}, which is a symbolic link (its data is the \
+                                 link target, not file content): export a regular file",
+                                self.labels[i]
+                            ));
+                        }
                         ep.ops.push(i);
                     }
                 }
@@ -1069,7 +1145,10 @@ impl OutputPlan {
                     dir_mode,
                 } => {
                     if globs.as_ref().is_none_or(|g| matches(g, &path)) {
-                        if !is_dir {
+                        if is_link {
+                            // The target is stored as is; the mode keeps the link type.
+                            ep.mode = file_mode.or(ep.mode);
+                        } else if !is_dir {
                             ep.method = compression.or(ep.method);
                             ep.level = level.or(ep.level);
                             ep.mode = file_mode.or(ep.mode);
@@ -1086,6 +1165,19 @@ impl OutputPlan {
             path.push('/');
         }
         validate_name(&path).map_err(|why| format!("new path {path:?} is invalid: {why}"))?;
+        if is_link {
+            match self.symlinks {
+                Symlinks::Keep => {}
+                Symlinks::Drop => return Ok(None),
+                Symlinks::Fail => {
+                    return Err(format!(
+                        "is a symbolic link, which \"symlinks\": \"fail\" refuses (output path \
+                         {path:?}; \"drop\" leaves links out, \"keep\" keeps those inside \
+                         the artifact)"
+                    ))
+                }
+            }
+        }
         ep.hash = self.manifest && !is_dir;
         ep.name = path;
         Ok(Some(ep))
@@ -1273,9 +1365,34 @@ pub struct OutputLayout {
 /// against each other: an exact clash follows `on_conflict` (the same directory from
 /// two inputs is kept once), a clash in letter case only (files added by `add` and
 /// `manifest` included) is an error unless the plan's `names` rules allow it.
+///
+/// Knows only files and directories: for archives that may hold symbolic links, use
+/// [`layout_output_kinds`].
 pub fn layout_output(
     op: &OutputPlan,
     sources: &[Vec<(&str, bool)>],
+) -> Result<OutputLayout, String> {
+    let kinds: Vec<Vec<(&str, EntryKind)>> = sources
+        .iter()
+        .map(|l| {
+            l.iter()
+                .map(|&(n, d)| (n, EntryKind::from_is_dir(d)))
+                .collect()
+        })
+        .collect();
+    layout_output_kinds(op, &kinds)
+}
+
+/// [`layout_output`] with each entry's [`EntryKind`] (use [`EntryKind::of`] on the
+/// central-directory entries): symbolic links are planned by
+/// [`OutputPlan::decide_kind`] (kept, dropped or refused by the plan's `symlinks`
+/// mode). Also refused: an entry or added file whose output path lies under a kept
+/// link (`d/x` with a link `d`), which extraction would write wherever the link
+/// points. Each kept link's target must still be checked, from its data, with
+/// [`crate::links::check_symlink`].
+pub fn layout_output_kinds(
+    op: &OutputPlan,
+    sources: &[Vec<(&str, EntryKind)>],
 ) -> Result<OutputLayout, String> {
     let mut b = LayoutBuilder {
         op,
@@ -1286,8 +1403,8 @@ pub fn layout_output(
         dropped: 0,
     };
     for (k, list) in sources.iter().enumerate() {
-        for (j, (name, is_dir)) in list.iter().enumerate() {
-            let Some(plan) = op.decide(k, name, *is_dir).map_err(|m| {
+        for (j, (name, kind)) in list.iter().enumerate() {
+            let Some(plan) = op.decide_kind(k, name, *kind).map_err(|m| {
                 format!(
                     "entry {name:?} of input {:?}: {m}",
                     op.sources[k].input_name
@@ -1305,6 +1422,7 @@ pub fn layout_output(
         }
     }
     b.add_extras()?;
+    b.check_under_links()?;
     Ok(OutputLayout {
         entries: b.entries.into_iter().flatten().collect(),
         dropped: b.dropped,
@@ -1315,7 +1433,7 @@ pub fn layout_output(
 /// exact name and by case-folded name (`None` tags an added file).
 struct LayoutBuilder<'a> {
     op: &'a OutputPlan,
-    sources: &'a [Vec<(&'a str, bool)>],
+    sources: &'a [Vec<(&'a str, EntryKind)>],
     entries: Vec<Option<Planned>>,
     by_name: HashMap<String, usize>,
     by_case: CaseIndex<Option<usize>>,
@@ -1332,7 +1450,7 @@ impl LayoutBuilder<'_> {
     }
 
     fn add_entry(&mut self, new: Planned) -> Result<(), String> {
-        let is_dir = self.sources[new.source][new.entry].1;
+        let is_dir = self.sources[new.source][new.entry].1.is_dir();
         if let Some(&prev) = self.by_name.get(&new.plan.name) {
             let p = self.entries[prev]
                 .as_ref()
@@ -1375,6 +1493,51 @@ impl LayoutBuilder<'_> {
         }
         self.by_name.insert(new.plan.name.clone(), at);
         self.entries.push(Some(new));
+        Ok(())
+    }
+
+    /// Refuses an entry or added file whose path lies under a kept link's path,
+    /// compared without letter case (a case-insensitive file system extracts `D/x`
+    /// through a link `d`).
+    fn check_under_links(&self) -> Result<(), String> {
+        let links: HashMap<String, &Planned> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter(|p| p.plan.symlink.is_some())
+            .map(|p| (fold_case(p.plan.name.trim_end_matches('/')), p))
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        let under = |path: &str| {
+            let path = fold_case(path);
+            path.match_indices('/')
+                .find_map(|(at, _)| links.get(&path[..at]).copied())
+        };
+        for p in self.entries.iter().flatten() {
+            if let Some(l) = under(&p.plan.name) {
+                return Err(format!(
+                    "entry {} would be written as {:?}, under the symbolic link {:?} (entry {}): \
+                     extracting it would write wherever the link points",
+                    self.describe(p),
+                    p.plan.name,
+                    l.plan.name,
+                    self.describe(l)
+                ));
+            }
+        }
+        for e in self.op.extras() {
+            let (Extra::Add { path, .. } | Extra::Manifest { path }) = e;
+            if let Some(l) = under(path) {
+                return Err(format!(
+                    "added file {path:?} would be written under the symbolic link {:?} (entry \
+                     {}): extracting it would write wherever the link points",
+                    l.plan.name,
+                    self.describe(l)
+                ));
+            }
+        }
         Ok(())
     }
 

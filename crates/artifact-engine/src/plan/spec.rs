@@ -36,6 +36,12 @@ pub struct PlanSpec {
     /// Zip-bomb limits for every input, checked before data moves.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// Symbolic-link entries (Unix mode `S_IFLNK`; their data is the link target):
+    /// `keep` (default) those whose target, resolved from the link's output path, stays
+    /// inside the artifact (others fail the job), `drop` them all, or `fail` on any.
+    /// Content steps, `export` and recompression never apply to links.
+    #[serde(default)]
+    pub symlinks: Symlinks,
 }
 
 fn yes() -> bool {
@@ -53,8 +59,25 @@ impl Default for PlanSpec {
             names: NamesSpec::default(),
             verify: true,
             limits: crate::limits::Limits::default(),
+            symlinks: Symlinks::default(),
         }
     }
+}
+
+/// What happens to symbolic-link entries.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Symlinks {
+    /// Keep links whose target is relative and stays inside the artifact (checked from
+    /// the link's final output path); fail the job on any other link, naming it and
+    /// its target.
+    #[default]
+    Keep,
+    /// Leave every link out of the outputs (counted as dropped).
+    Drop,
+    /// Fail the job on any link that would be written to an output (after `include` /
+    /// `exclude`), before any data moves.
+    Fail,
 }
 
 /// Entry-name rules beyond the fixed safety checks (no `..`, `\`, control

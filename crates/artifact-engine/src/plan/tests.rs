@@ -795,3 +795,114 @@ fn yaml_set_refusals_name_the_entry_and_line() {
         "{e}"
     );
 }
+
+#[test]
+fn links_get_no_content_steps_exports_or_compression() {
+    let p = one(r#"{"steps":[
+            {"replace":{"files":["*"],"find":"a","with":"b"}},
+            {"template":{"files":["*"]}},
+            {"set":{"files":["*.json"],"pointer":"/a","value":1}},
+            {"pack":{"compression":"store","level":null,"file_mode":"600","mtime":"1980-01-01T00:00:00"}},
+            {"move":{"add_prefix":"x/"}},
+            {"manifest":{}}
+        ]}"#);
+    let o = p.output(0);
+    assert_eq!(o.symlinks, Symlinks::Keep);
+    let f = o
+        .decide_kind(0, "l.json", EntryKind::File)
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.ops.len(), 3);
+    assert_eq!(f.symlink, None);
+    let l = o
+        .decide_kind(0, "l.json", EntryKind::Symlink)
+        .unwrap()
+        .unwrap();
+    assert_eq!(l.name, "x/l.json");
+    assert!(l.ops.is_empty());
+    assert_eq!((l.method, l.level), (None, None));
+    assert_eq!((l.mode, l.mtime), (Some(0o600), Some((33, 0))));
+    assert_eq!(l.symlink, Some(Symlinks::Keep));
+    // Listed in the manifest with the hash of its data (the target path).
+    assert!(l.hash && l.needs_content(0));
+    // The legacy entry point knows no links.
+    assert_eq!(o.decide(0, "l.json", false).unwrap().unwrap().symlink, None);
+}
+
+#[test]
+fn export_of_a_link_fails_and_modes_drop_or_refuse_links() {
+    let p = one(r#"{"steps":[{"export":{"variable":"V","file":"VERSION"}}]}"#);
+    let e = p
+        .output(0)
+        .decide_kind(0, "VERSION", EntryKind::Symlink)
+        .unwrap_err();
+    assert!(
+        e.contains("steps[0] (export)") && e.contains("symbolic link"),
+        "{e}"
+    );
+
+    let p = one(r#"{"symlinks":"drop"}"#);
+    assert_eq!(
+        p.output(0).decide_kind(0, "l", EntryKind::Symlink),
+        Ok(None)
+    );
+    assert!(p
+        .output(0)
+        .decide_kind(0, "f", EntryKind::File)
+        .unwrap()
+        .is_some());
+    let l = layout_output_kinds(
+        p.output(0),
+        &[vec![("l", EntryKind::Symlink), ("f", EntryKind::File)]],
+    )
+    .unwrap();
+    assert_eq!((l.entries.len(), l.dropped), (1, 1));
+
+    let p = one(r#"{"symlinks":"fail"}"#);
+    let e = layout_output_kinds(p.output(0), &[vec![("a/l", EntryKind::Symlink)]]).unwrap_err();
+    assert!(e.contains("\"a/l\"") && e.contains("\"fail\""), "{e}");
+    // Excluded links never reach the symlink rule.
+    let p = one(r#"{"symlinks":"fail","steps":[{"exclude":["*.lnk"]}]}"#);
+    assert_eq!(
+        p.output(0).decide_kind(0, "x.lnk", EntryKind::Symlink),
+        Ok(None)
+    );
+
+    let e = plan(r#"{"symlinks":"follow"}"#, &ctx(&["A"], &["X"])).unwrap_err();
+    assert_eq!(e.path, "symlinks");
+}
+
+#[test]
+fn entries_under_a_kept_link_are_refused() {
+    let p = one("");
+    let kinds = |v: &[(&'static str, EntryKind)]| vec![v.to_vec()];
+    let e = layout_output_kinds(
+        p.output(0),
+        &kinds(&[("d", EntryKind::Symlink), ("d/x", EntryKind::File)]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("\"d/x\"") && e.contains("symbolic link \"d\""),
+        "{e}"
+    );
+    // Letter case does not matter: case-insensitive file systems follow `D`.
+    let e = layout_output_kinds(
+        p.output(0),
+        &kinds(&[("D", EntryKind::Symlink), ("d/e/x", EntryKind::File)]),
+    )
+    .unwrap_err();
+    assert!(e.contains("\"d/e/x\""), "{e}");
+    // Siblings sharing a prefix are fine.
+    layout_output_kinds(
+        p.output(0),
+        &kinds(&[("d", EntryKind::Symlink), ("dx/y", EntryKind::File)]),
+    )
+    .unwrap();
+    // Dropped links do not count.
+    let p = one(r#"{"symlinks":"drop"}"#);
+    layout_output_kinds(
+        p.output(0),
+        &kinds(&[("d", EntryKind::Symlink), ("d/x", EntryKind::File)]),
+    )
+    .unwrap();
+}

@@ -293,6 +293,17 @@ fn fix_prefix(e: &mut Eocd, cd_end: u64) -> Result<(), ZipError> {
     Ok(())
 }
 
+/// Mask of the file-type bits of a Unix mode.
+pub const S_IFMT: u32 = 0o170000;
+/// File type of a symbolic link.
+pub const S_IFLNK: u32 = 0o120000;
+
+/// Hosts whose external attributes carry a Unix mode in their high 16 bits: Unix (3)
+/// and OS X (19).
+pub fn unix_host(host: u16) -> bool {
+    matches!(host, 3 | 19)
+}
+
 /// One entry of the central directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdEntry {
@@ -330,6 +341,18 @@ impl CdEntry {
     /// True for directory entries (name ends in `/`).
     pub fn is_dir(&self) -> bool {
         self.name.ends_with('/')
+    }
+    /// The Unix mode (file type and permission bits) from the high 16 bits of the
+    /// external attributes, when the entry was made on a Unix-like host: Unix (3) or
+    /// OS X (19, which Go's `archive/zip` also reads as Unix). `None` for other hosts
+    /// (DOS, NTFS...), whose attributes hold no Unix mode.
+    pub fn unix_mode(&self) -> Option<u32> {
+        unix_host(self.version_made_by >> 8).then_some(self.external_attrs >> 16)
+    }
+    /// True for symbolic links: a Unix mode whose file type is `S_IFLNK` (0o120000).
+    /// Their data is the link target, not file content.
+    pub fn is_symlink(&self) -> bool {
+        self.unix_mode().is_some_and(|m| m & S_IFMT == S_IFLNK)
     }
     /// True when the entry's sizes and CRC follow its data in a data descriptor.
     pub fn has_data_descriptor(&self) -> bool {
@@ -847,6 +870,43 @@ mod tests {
         assert_eq!(decode_name(b"a\\b.txt", 0, 3, None).unwrap(), "a\\b.txt");
         assert_eq!(decode_name(&[0x81, b'x'], 0, 0, None).unwrap(), "üx");
         assert!(decode_name(&[0xff, 0xfe], FLAG_UTF8, 3, None).is_err());
+    }
+
+    #[test]
+    fn unix_modes_and_links_come_from_unix_hosts_only() {
+        let mut e = CdEntry {
+            name: "l".into(),
+            raw_name: b"l".to_vec(),
+            version_made_by: 3 << 8 | 30,
+            version_needed: 10,
+            flags: 0,
+            method: 0,
+            dos_time: 0,
+            dos_date: 0,
+            crc32: 0,
+            compressed_size: 0,
+            uncompressed_size: 0,
+            header_offset: 0,
+            internal_attrs: 0,
+            external_attrs: 0o120777 << 16,
+        };
+        assert_eq!(e.unix_mode(), Some(0o120777));
+        assert!(e.is_symlink());
+        e.version_made_by = 19 << 8 | 30; // OS X
+        assert!(e.is_symlink());
+        e.version_made_by = 20; // DOS: the high bits are no Unix mode
+        assert_eq!(e.unix_mode(), None);
+        assert!(!e.is_symlink());
+        e.version_made_by = 3 << 8 | 30;
+        for (mode, link) in [
+            (0o100755, false),
+            (0o040755, false),
+            (0o140777, false),
+            (0, false),
+        ] {
+            e.external_attrs = mode << 16;
+            assert_eq!(e.is_symlink(), link, "{mode:o}");
+        }
     }
 
     #[test]
