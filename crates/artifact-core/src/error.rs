@@ -88,9 +88,9 @@ pub enum JobError {
         name: String,
         /// Its S3 location.
         location: S3Location,
-        /// The cause.
+        /// The cause (boxed: it is large, and errors travel through every stage).
         #[source]
-        cause: ArtifactCause,
+        cause: Box<ArtifactCause>,
     },
     /// The job's KMS key is unusable.
     #[error("encryption key {key:?}: {message}")]
@@ -125,7 +125,7 @@ impl JobError {
             side,
             name: name.to_string(),
             location: location.clone(),
-            cause: cause.into(),
+            cause: Box::new(cause.into()),
         }
     }
 
@@ -142,7 +142,7 @@ impl JobError {
             JobError::CredentialsExpired(_) => PermissionError,
             JobError::Deadline(_) => SystemUnavailable,
             JobError::Internal(_) => JobFailed,
-            JobError::Artifact { side, cause, .. } => match cause {
+            JobError::Artifact { side, cause, .. } => match &**cause {
                 ArtifactCause::Store(s) => match (s.kind, side) {
                     (StoreErrorKind::NotFound, Side::Input) => RevisionUnavailable,
                     (StoreErrorKind::NotFound, Side::Output) => ConfigurationError,
