@@ -97,7 +97,8 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     cases.push(("comment past EOF", z, "JobFailed", "zip"));
     // 11. A symbolic link that escapes the artifact.
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    w.start_file("a/ok.txt", SimpleFileOptions::default()).unwrap();
+    w.start_file("a/ok.txt", SimpleFileOptions::default())
+        .unwrap();
     w.write_all(b"x").unwrap();
     w.add_symlink("a/link", "../../etc/passwd", SimpleFileOptions::default())
         .unwrap();

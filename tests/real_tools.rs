@@ -92,6 +92,7 @@ async fn archives_from_real_tools_round_trip() {
             assert_eq!(&got[name], &want, "{tool}: {name}");
         }
     }
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +133,7 @@ async fn more_than_65535_entries_round_trip_as_zip64() {
     let listed = check_with_external_readers(&body);
     assert_eq!(listed.len(), 69_300);
     assert_eq!(listed[12_345].0, names[12_345 + 12_345 / 99]);
+    s.remove_bucket(&bucket).await;
 }
 
 /// Builds a tree with an executable and links, zipped by Info-ZIP with `-y` (store

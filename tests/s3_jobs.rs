@@ -120,6 +120,7 @@ async fn job_uses_session_credentials_and_kms_key() {
     assert_eq!(details.external_execution_id.as_deref(), Some("req-1"));
     assert_eq!(details.percent_complete, Some(100));
     assert_eq!(ok.outputs[0].transformed_entries, 1);
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +171,7 @@ async fn large_output_goes_multipart_and_reads_back() {
     assert_eq!(got[1234].1, noise(7000, 1234));
     assert_eq!(got[3000].1, "version=3\n".repeat(2000).as_bytes());
     assert!(s.open_uploads(&bucket).await.is_empty());
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +220,7 @@ async fn failure_mid_upload_leaves_nothing_behind() {
         s.open_uploads(&bucket).await.is_empty(),
         "no open multipart upload left"
     );
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,6 +324,7 @@ async fn each_failure_gets_its_type_and_names_the_artifact() {
     // Nothing was written by any of them.
     assert_eq!(s.keys(&bucket).await.len(), 2);
     assert!(s.open_uploads(&bucket).await.is_empty());
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,6 +400,7 @@ async fn duplicate_delivery_is_harmless() {
     let (body2, _, _) = s.get(&bucket, "out.zip").await.unwrap();
     assert_eq!(body1, body2, "the same job gives a byte-identical output");
     assert_eq!(cp.results().len(), 1);
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,29 +437,46 @@ async fn deadline_too_close_is_reported_and_cleaned_up() {
     assert!(m.contains("deadline"), "{m}");
     assert_eq!(failure(&cp, &job).0, "SystemUnavailable");
     assert_eq!(s.keys(&bucket).await, ["in.zip"]);
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_during_a_large_job_aborts_the_upload() {
+    use std::sync::{mpsc, Arc, Mutex};
+
+    use artifact_core::{CustomStep, StepRegistry};
     let s = stack();
     let bucket = unique("slow");
     s.create_bucket(&bucket).await;
-    let blobs: Vec<(String, Vec<u8>)> = (0..40)
-        .map(|i| (format!("b{i}.bin"), noise(1 << 20, i)))
+    // 12 MiB of raw entries (the multipart upload opens), then one that a custom step
+    // holds until the test releases it: the deadline always comes first.
+    let blobs: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("b{i:02}.bin"), noise(1 << 20, i)))
+        .chain([("z-last.txt".to_string(), b"held".to_vec())])
         .collect();
     let entries: Vec<(&str, &[u8], bool)> = blobs
         .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice(), true))
+        .map(|(n, d)| (n.as_str(), d.as_slice(), false))
         .collect();
     s.put(&bucket, "in.zip", zip_of(&entries), None).await;
     let creds = s.session_credentials().await;
     let cp = codepipeline();
     let mut settings = Settings::for_memory(256, 1);
-    settings.deadline_margin = Duration::from_millis(200);
-    let worker = s.worker(&cp, settings).await;
+    settings.deadline_margin = Duration::from_millis(500);
+    settings.part_size = 5 << 20;
+    let (release, held) = mpsc::channel::<()>();
+    let held = Arc::new(Mutex::new(held));
+    let mut steps = StepRegistry::new();
+    steps.register("hold", move |_: &serde_json::Value| {
+        let held = held.clone();
+        Ok(Arc::new(move |_: &str, data: Vec<u8>| {
+            let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(60));
+            Ok(data)
+        }) as Arc<dyn CustomStep>)
+    });
+    let worker = s.worker(&cp, settings).await.with_steps(steps);
     let job = job_id();
-    // Recompress everything (slow on purpose) with 1.5 s to live.
-    let params = r#"{"steps":[{"replace":{"files":["*.bin"],"find":"\u0000\u0001","with":"\u0001\u0000"}}]}"#;
+    let params = r#"{"steps":[{"custom":{"name":"hold","files":["z-last.txt"]}}]}"#;
     let ev = event(
         &job,
         &[("In", &bucket, "in.zip")],
@@ -464,13 +486,17 @@ async fn deadline_during_a_large_job_aborts_the_upload() {
         None,
     );
     let handled = worker
-        .handle(ev, Instant::now() + Duration::from_millis(1500), None)
+        .handle(ev, Instant::now() + Duration::from_secs(4), None)
         .await
         .unwrap();
+    release.send(()).unwrap();
     let (t, m) = handled.result.unwrap_err();
     assert_eq!(t.as_str(), "SystemUnavailable", "{m}");
+    assert!(m.contains("deadline"), "{m}");
+    assert_eq!(failure(&cp, &job).0, "SystemUnavailable");
     assert!(s.open_uploads(&bucket).await.is_empty(), "upload aborted");
     assert_eq!(s.keys(&bucket).await, ["in.zip"]);
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,4 +543,5 @@ async fn empty_and_single_entry_archives_round_trip() {
             assert_eq!(read_zip(&body)[0].1, b"just one");
         }
     }
+    s.remove_bucket(&bucket).await;
 }

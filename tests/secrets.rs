@@ -84,4 +84,5 @@ async fn secrets_stay_out_of_logs_errors_and_debug() {
     );
     assert!(!everything.contains(&secret), "secret key leaked");
     assert!(!everything.contains(&token), "session token leaked");
+    s.remove_bucket(&bucket).await;
 }

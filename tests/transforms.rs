@@ -120,6 +120,7 @@ async fn docs_examples_against_real_s3() {
         p.vars = output_variables;
         check(&p);
     }
+    s.remove_bucket(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,6 +221,7 @@ async fn malformed_parameters_fail_with_the_field_named() {
         "{message}"
     );
     assert_eq!(s.keys(&bucket).await, ["in.zip"]);
+    s.remove_bucket(&bucket).await;
 }
 
 #[test]
@@ -295,4 +297,5 @@ async fn custom_steps_run_in_a_real_job() {
     let files = read_zip(&zip);
     assert_eq!(files[0].1, b"#!/bin/sh\necho hi\n");
     assert_eq!(files[1].1, noise(5000, 3));
+    s.remove_bucket(&bucket).await;
 }
