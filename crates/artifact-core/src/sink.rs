@@ -12,7 +12,8 @@
 //! object at an output key may be the completed output of an earlier delivery that
 //! already succeeded; CodePipeline ignores a failed job's outputs, so leaving a
 //! completed object costs nothing, while deleting one could lose an artifact.
-//! The SHA-256 of the output is computed on the way through.
+//! The SHA-256 of the output is computed on the way through, once, part by part on
+//! the rayon pool (never on the async threads), in part order.
 
 use std::sync::{Arc, Mutex};
 
@@ -83,7 +84,9 @@ pub struct Sink {
     parts: Vec<CompletedPart>,
     total: u64,
     sent: u64,
-    hasher: Sha256,
+    /// The running digest; `None` only while a part is being hashed on the pool.
+    hasher: Option<Sha256>,
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -104,6 +107,7 @@ impl Sink {
         enc: Encryption,
         settings: Settings,
         cleanup: Arc<Cleanup>,
+        pool: Arc<rayon::ThreadPool>,
     ) -> Self {
         let first = settings.part_size_for(1) as usize;
         Sink {
@@ -119,7 +123,8 @@ impl Sink {
             parts: Vec::new(),
             total: 0,
             sent: 0,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            pool,
         }
     }
 
@@ -130,7 +135,6 @@ impl Sink {
 
     /// Appends bytes to the object.
     pub async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
-        self.hasher.update(&data);
         self.total += data.len() as u64;
         let mut data = data;
         while !data.is_empty() {
@@ -141,9 +145,33 @@ impl Sink {
             if self.buf.len() == target {
                 let next = self.settings.part_size_for(self.next_part + 1) as usize;
                 let part = std::mem::replace(&mut self.buf, BytesMut::with_capacity(next)).freeze();
+                self.hash(part.clone()).await?;
                 self.send_part(part).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Adds `bytes` (the next bytes of the object, in order) to the digest, on the
+    /// pool.
+    async fn hash(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        let mut hasher = self
+            .hasher
+            .take()
+            .expect("the digest is back after each part");
+        let done = crate::bridge::on_pool(&self.pool, move || {
+            hasher.update(&bytes);
+            hasher
+        })
+        .await;
+        self.hasher = Some(done.map_err(|panic| {
+            StoreError::new(
+                StoreErrorKind::Invalid,
+                "UploadPart",
+                &self.loc,
+                format!("hashing the output panicked: {panic}"),
+            )
+        })?);
         Ok(())
     }
 
@@ -198,19 +226,19 @@ impl Sink {
 
     /// Sends what is left, verifies the parts and completes the object.
     pub async fn finish(mut self) -> Result<SinkSummary, StoreError> {
-        let sha256 = hex::encode(self.hasher.clone().finalize());
+        let rest = std::mem::take(&mut self.buf).freeze();
+        self.hash(rest.clone()).await?;
+        let sha256 = hex::encode(self.hasher.take().expect("hashed above").finalize());
         if self.upload_id.is_none() {
-            let body = std::mem::take(&mut self.buf).freeze();
-            self.store.put_object(&self.loc, body, &self.enc).await?;
+            self.store.put_object(&self.loc, rest, &self.enc).await?;
             return Ok(SinkSummary {
                 bytes: self.total,
                 sha256,
                 parts: 0,
             });
         }
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf).freeze();
-            self.send_part(last).await?;
+        if !rest.is_empty() {
+            self.send_part(rest).await?;
         }
         while !self.inflight.is_empty() {
             self.join_one().await?;

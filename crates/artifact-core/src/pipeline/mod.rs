@@ -141,6 +141,7 @@ pub async fn write_output(
         ctx.encryption.clone(),
         settings.clone(),
         ctx.cleanup.clone(),
+        ctx.pool.clone(),
     );
     let mut writer = OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location);
     while let Some(item) = processed.next().await {
