@@ -48,6 +48,10 @@ pub struct Settings {
     /// Largest central directory loaded per input (the parsed index takes about
     /// three to four times its size).
     pub max_cd_size: u64,
+    /// Most entries all inputs of a job may declare together: an entry costs about
+    /// 1 KiB while the job runs (its index record, its plan, its output record), so
+    /// this is 60% of the memory at 1 KiB each, never above 2,000,000.
+    pub max_entries: u64,
     /// Time kept back from the deadline to clean up and report.
     pub deadline_margin: Duration,
     /// KMS key check mode.
@@ -70,6 +74,7 @@ impl Settings {
             max_transform_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
             transform_budget: (mem / 2).clamp(64 * MIB, 4096 * MIB),
             max_cd_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
+            max_entries: (mem / 10 * 6 / 1024).min(2_000_000),
             deadline_margin: Duration::from_secs(10),
             kms_check: KmsCheck::Warn,
         }

@@ -24,7 +24,7 @@ use crate::report::{
     validate_variables, variable_key_part, ReportError, ReportErrorKind, Reported, Reporter,
 };
 use crate::sink::Cleanup;
-use crate::source::load_index;
+use crate::source::{load_index, IndexLimits};
 use crate::store::{Encryption, ObjectStore};
 
 /// Time kept back from the invocation deadline when reporting, so the last report
@@ -378,14 +378,19 @@ impl WorkerParts {
             .collect();
         needed.sort_unstable();
         needed.dedup();
-        let (rules, max_cd_size) = (plan.name_rules(), self.settings.max_cd_size);
+        let rules = plan.name_rules();
+        // Inputs share the job's index memory.
+        let index_limits = IndexLimits {
+            cd_bytes: self.settings.max_cd_size,
+            entries: self.settings.max_entries / needed.len().max(1) as u64,
+        };
         let limits = plan.limits();
         let indexes = try_join_all(needed.iter().map(|&i| {
             let a = &data.input_artifacts[i];
             let loc = Job::location(a);
             let store = store.clone();
             async move {
-                load_index(store.as_ref(), loc, &rules, max_cd_size)
+                load_index(store.as_ref(), loc, &rules, index_limits)
                     .await
                     .and_then(|idx| {
                         // Bomb limits, from the declared sizes, before data moves.

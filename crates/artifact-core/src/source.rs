@@ -61,14 +61,24 @@ pub struct ZipIndex {
     pub ends: Vec<u64>,
 }
 
+/// How much of an input's index a job can afford.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexLimits {
+    /// Largest central directory, in bytes.
+    pub cd_bytes: u64,
+    /// Most entries (as the end record declares them).
+    pub entries: u64,
+}
+
 /// Reads and validates the central directory of the zip at `loc`, refusing one
-/// larger than `max_cd_size` bytes before reading it.
+/// that exceeds `limits` before reading it.
 pub async fn load_index(
     store: &dyn ObjectStore,
     loc: &S3Location,
     rules: &NameRules,
-    max_cd_size: u64,
+    limits: IndexLimits,
 ) -> Result<ZipIndex, ArtifactCause> {
+    let max_cd_size = limits.cd_bytes;
     let info = store.head(loc).await?;
     let (size, etag) = (info.size, info.etag);
     if size == 0 {
@@ -106,6 +116,14 @@ pub async fn load_index(
             result?
         }
     };
+    if eocd.entries > limits.entries {
+        return Err(ZipError::Limit(format!(
+            "{} entries; this function's memory holds the index of at most {} (about \
+             1 KiB per entry while the job runs; raise the function memory)",
+            eocd.entries, limits.entries
+        ))
+        .into());
+    }
     if eocd.cd_size > max_cd_size {
         return Err(ZipError::Limit(format!(
             "central directory of {} bytes (the limit for this function's memory is \
