@@ -11,6 +11,7 @@ pub mod links;
 pub mod memory;
 pub mod names;
 pub mod plan;
+pub mod streamed;
 pub mod zip;
 
 pub use entry::{process_entry, EntryOutput, Processed};

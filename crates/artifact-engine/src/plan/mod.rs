@@ -12,6 +12,7 @@
 pub mod custom;
 pub mod glob;
 pub mod spec;
+pub mod stream;
 pub mod structured;
 pub mod text;
 mod verify;

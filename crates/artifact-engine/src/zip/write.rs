@@ -4,8 +4,10 @@
 //! directory and end records.
 //!
 //! Invariants of every archive written:
-//! - sizes and CRC are in every local header; no data descriptors (java.util.zip
-//!   readers, e.g. the ECS blue/green action, reject STORED entries with descriptors);
+//! - sizes and CRC are in every local header, except for entries whose content is
+//!   produced as it streams ([`ZipWriter::local_header_streamed`]): those are always
+//!   DEFLATED and carry a data descriptor after their data (java.util.zip readers,
+//!   e.g. the ECS blue/green action, reject only STORED entries with descriptors);
 //! - zip64 fields only where a value does not fit (entry sizes or offsets ≥ 4 GiB,
 //!   more than 65,535 entries), so small archives are plain zip 2.0;
 //! - DOS timestamps are clamped to 1980-01-01..2107-12-31;
@@ -24,6 +26,8 @@ use super::read::{CDH_SIG, EOCD64_LOCATOR_SIG, EOCD64_SIG, EOCD_SIG, FLAG_UTF8, 
 use crate::ZipError;
 
 const U32_MAX: u64 = 0xFFFF_FFFF;
+const FLAG_DATA_DESCRIPTOR: u16 = 0x0008;
+const DATA_DESCRIPTOR_SIG: u32 = 0x0807_4b50;
 
 /// What the writer needs to know about an entry before its data is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +99,9 @@ pub struct ZipWriter {
     entries: u64,
     central: BytesMut,
     open_entry: Option<(String, u64)>,
+    /// A streamed entry in progress: its header fields, where its header starts,
+    /// and whether its descriptor uses zip64 sizes.
+    open_streamed: Option<(EntryMeta, u64, bool)>,
 }
 
 impl ZipWriter {
@@ -116,6 +123,12 @@ impl ZipWriter {
     /// The local header for `meta`; the caller must follow it with exactly
     /// `meta.compressed_size` data bytes and then call [`Self::end_entry`].
     pub fn local_header(&mut self, meta: &EntryMeta) -> Result<Bytes, ZipError> {
+        if let Some((m, _, _)) = &self.open_streamed {
+            return Err(ZipError::Writer(format!(
+                "entry {:?} was not ended before {:?}",
+                m.name, meta.name
+            )));
+        }
         if let Some((name, _)) = &self.open_entry {
             return Err(ZipError::Writer(format!(
                 "entry {name:?} was not ended before {:?}",
@@ -168,7 +181,20 @@ impl ZipWriter {
             h.put_u64_le(meta.compressed_size);
         }
 
-        // Central directory record: zip64 fields only for values that overflow.
+        self.central_record(meta, flags, version, self.offset);
+
+        self.offset += h.len() as u64;
+        self.entries += 1;
+        self.open_entry = Some((meta.name.clone(), self.offset + meta.compressed_size));
+        Ok(h.freeze())
+    }
+
+    /// Appends the central-directory record of an entry whose local header is at
+    /// `offset`: zip64 fields only for values that overflow.
+    fn central_record(&mut self, meta: &EntryMeta, flags: u16, version: u16, offset: u64) {
+        let name = meta.name.as_bytes();
+        let (date, time) = clamp_dos(meta.dos_date, meta.dos_time);
+        let big_offset = offset >= U32_MAX;
         let mut extra = BytesMut::new();
         if meta.uncompressed_size >= U32_MAX {
             extra.put_u64_le(meta.uncompressed_size);
@@ -177,7 +203,7 @@ impl ZipWriter {
             extra.put_u64_le(meta.compressed_size);
         }
         if big_offset {
-            extra.put_u64_le(self.offset);
+            extra.put_u64_le(offset);
         }
         let c = &mut self.central;
         c.put_u32_le(CDH_SIG);
@@ -200,18 +226,109 @@ impl ZipWriter {
         c.put_u16_le(0); // disk
         c.put_u16_le(meta.internal_attrs);
         c.put_u32_le(meta.external_attrs);
-        c.put_u32_le(self.offset.min(U32_MAX) as u32);
+        c.put_u32_le(offset.min(U32_MAX) as u32);
         c.put_slice(name);
         if !extra.is_empty() {
             c.put_u16_le(0x0001);
             c.put_u16_le(extra.len() as u16);
             c.put_slice(&extra);
         }
+    }
 
+    /// The local header of a DEFLATED entry whose CRC and sizes are known only after
+    /// its data: flag bit 3 set, zeros in their place; `meta.uncompressed_size` is
+    /// an upper-bound hint that decides zip64 (its CRC and sizes are ignored). The
+    /// caller writes the data, then calls [`Self::end_streamed`] for the descriptor.
+    pub fn local_header_streamed(&mut self, meta: &EntryMeta) -> Result<Bytes, ZipError> {
+        if self.open_entry.is_some() || self.open_streamed.is_some() {
+            return Err(ZipError::Writer(format!(
+                "an entry was not ended before {:?}",
+                meta.name
+            )));
+        }
+        crate::zip::read::validate_name(&meta.name).map_err(|why| ZipError::BadName {
+            name: meta.name.clone(),
+            why,
+        })?;
+        let name = meta.name.as_bytes();
+        if name.len() > u16::MAX as usize {
+            return Err(ZipError::BadName {
+                name: meta.name.clone(),
+                why: "longer than 65,535 bytes".into(),
+            });
+        }
+        let (date, time) = clamp_dos(meta.dos_date, meta.dos_time);
+        let flags = FLAG_DATA_DESCRIPTOR | if meta.name.is_ascii() { 0 } else { FLAG_UTF8 };
+        // Output may grow past the input (steps are capped at 4x + 1 MiB).
+        let zip64 = meta.uncompressed_size >= U32_MAX / 5;
+        let mut h = BytesMut::with_capacity(30 + name.len() + 20);
+        h.put_u32_le(LFH_SIG);
+        h.put_u16_le(if zip64 { 45 } else { 20 });
+        h.put_u16_le(flags);
+        h.put_u16_le(super::read::METHOD_DEFLATED);
+        h.put_u16_le(time);
+        h.put_u16_le(date);
+        h.put_u32_le(0);
+        let size_field = if zip64 { U32_MAX as u32 } else { 0 };
+        h.put_u32_le(size_field);
+        h.put_u32_le(size_field);
+        h.put_u16_le(name.len() as u16);
+        h.put_u16_le(if zip64 { 20 } else { 0 });
+        h.put_slice(name);
+        if zip64 {
+            h.put_u16_le(0x0001);
+            h.put_u16_le(16);
+            h.put_u64_le(0);
+            h.put_u64_le(0);
+        }
+        let mut meta = meta.clone();
+        meta.method = super::read::METHOD_DEFLATED;
+        self.open_streamed = Some((meta, self.offset, zip64));
         self.offset += h.len() as u64;
         self.entries += 1;
-        self.open_entry = Some((meta.name.clone(), self.offset + meta.compressed_size));
         Ok(h.freeze())
+    }
+
+    /// Ends a streamed entry after `compressed` data bytes were written: returns the
+    /// data descriptor and records the entry with its real CRC and sizes.
+    pub fn end_streamed(
+        &mut self,
+        crc32: u32,
+        compressed: u64,
+        uncompressed: u64,
+    ) -> Result<Bytes, ZipError> {
+        let (mut meta, header_at, zip64) = self
+            .open_streamed
+            .take()
+            .ok_or_else(|| ZipError::Writer("end_streamed without a streamed entry".into()))?;
+        if !zip64 && (compressed >= U32_MAX || uncompressed >= U32_MAX) {
+            return Err(ZipError::Limit(format!(
+                "entry {:?} grew to {uncompressed} bytes, past what its header allowed",
+                meta.name
+            )));
+        }
+        let mut d = BytesMut::with_capacity(24);
+        d.put_u32_le(DATA_DESCRIPTOR_SIG);
+        d.put_u32_le(crc32);
+        if zip64 {
+            d.put_u64_le(compressed);
+            d.put_u64_le(uncompressed);
+        } else {
+            d.put_u32_le(compressed as u32);
+            d.put_u32_le(uncompressed as u32);
+        }
+        meta.crc32 = crc32;
+        meta.compressed_size = compressed;
+        meta.uncompressed_size = uncompressed;
+        let flags = FLAG_DATA_DESCRIPTOR | if meta.name.is_ascii() { 0 } else { FLAG_UTF8 };
+        let version = if zip64 || header_at >= U32_MAX {
+            45
+        } else {
+            20
+        };
+        self.central_record(&meta, flags, version, header_at);
+        self.offset += compressed + d.len() as u64;
+        Ok(d.freeze())
     }
 
     /// Records that the data for the open entry was written; `written` is the number
@@ -235,6 +352,12 @@ impl ZipWriter {
     pub fn finish(mut self, comment: &[u8]) -> Result<Bytes, ZipError> {
         if let Some((name, _)) = &self.open_entry {
             return Err(ZipError::Writer(format!("entry {name:?} was not ended")));
+        }
+        if let Some((meta, _, _)) = &self.open_streamed {
+            return Err(ZipError::Writer(format!(
+                "entry {:?} was not ended",
+                meta.name
+            )));
         }
         let comment = &comment[..comment.len().min(u16::MAX as usize)];
         let cd_offset = self.offset;

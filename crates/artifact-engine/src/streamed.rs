@@ -1,0 +1,217 @@
+//! An entry transformed as it streams: compressed input in → inflated (stopping at
+//! the declared size, CRC-checked at the end) → streaming content steps
+//! ([`crate::plan::stream::StreamSteps`]) → deflated output out, for entries too
+//! large to hold whole. Memory per call is bounded by the chunk given and the
+//! steps' output cap, never by the entry's size.
+//!
+//! The output's CRC-32 and sizes are known only at the end, so the writer emits the
+//! entry with a data descriptor ([`crate::zip::ZipWriter::local_header_streamed`]).
+
+use std::io::Write;
+
+use bytes::Bytes;
+use flate2::write::{DeflateDecoder, DeflateEncoder};
+use flate2::Compression;
+
+use crate::entry::EntryError;
+use crate::plan::stream::StreamSteps;
+use crate::zip::read::{CdEntry, METHOD_DEFLATED, METHOD_STORED};
+use crate::ZipError;
+
+/// What a streamed entry became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamedEntry {
+    /// CRC-32 of the new content.
+    pub crc32: u32,
+    /// Deflated bytes written.
+    pub compressed: u64,
+    /// New content size.
+    pub uncompressed: u64,
+}
+
+/// Receives inflated input: checks it, transforms it, deflates the result.
+struct Inner {
+    name: String,
+    steps: StreamSteps,
+    in_crc: crc32fast::Hasher,
+    in_n: u64,
+    in_limit: u64,
+    out_crc: crc32fast::Hasher,
+    out_n: u64,
+    encoder: DeflateEncoder<Vec<u8>>,
+    /// The real error behind an `io::Error` returned from `write`.
+    failed: Option<EntryError>,
+}
+
+impl Inner {
+    fn take(&mut self, out: Vec<u8>) -> std::io::Result<()> {
+        self.out_crc.update(&out);
+        self.out_n += out.len() as u64;
+        self.encoder.write_all(&out)
+    }
+}
+
+impl Write for Inner {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.in_n += b.len() as u64;
+        if self.in_n > self.in_limit {
+            self.failed = Some(
+                ZipError::Data {
+                    name: self.name.clone(),
+                    why: format!("inflates beyond its declared size of {}", self.in_limit),
+                }
+                .into(),
+            );
+            return Err(std::io::Error::other("inflates beyond its declared size"));
+        }
+        self.in_crc.update(b);
+        match self.steps.push(&self.name, b) {
+            Ok(out) => self.take(out)?,
+            Err(e) => {
+                self.failed = Some(e.into());
+                return Err(std::io::Error::other("a step failed"));
+            }
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An entry being transformed as it streams.
+pub struct EntryStreamer {
+    inflate: Option<DeflateDecoder<Inner>>,
+    stored: Option<Inner>,
+    expected_crc: u32,
+    compressed: u64,
+}
+
+impl EntryStreamer {
+    /// A streamer for input entry `e` (stored or deflated) written as `out_name`,
+    /// through `steps`, deflating at `level`.
+    pub fn new(
+        e: &CdEntry,
+        out_name: &str,
+        steps: StreamSteps,
+        level: u32,
+    ) -> Result<Self, ZipError> {
+        let inner = Inner {
+            name: out_name.to_string(),
+            steps,
+            in_crc: crc32fast::Hasher::new(),
+            in_n: 0,
+            in_limit: e.uncompressed_size,
+            out_crc: crc32fast::Hasher::new(),
+            out_n: 0,
+            encoder: DeflateEncoder::new(Vec::new(), Compression::new(level)),
+            failed: None,
+        };
+        let (inflate, stored) = match e.method {
+            METHOD_DEFLATED => (Some(DeflateDecoder::new(inner)), None),
+            METHOD_STORED => (None, Some(inner)),
+            m => {
+                return Err(ZipError::Unsupported(format!(
+                    "entry {:?} uses compression method {m}; only stored and deflated \
+                     entries can be transformed",
+                    e.name
+                )))
+            }
+        };
+        Ok(EntryStreamer {
+            inflate,
+            stored,
+            expected_crc: e.crc32,
+            compressed: 0,
+        })
+    }
+
+    fn inner(&mut self) -> &mut Inner {
+        match (&mut self.inflate, &mut self.stored) {
+            (Some(d), _) => d.get_mut(),
+            (_, Some(s)) => s,
+            _ => unreachable!("one of the two is set"),
+        }
+    }
+
+    fn drain(&mut self) -> Bytes {
+        let out = std::mem::take(self.inner().encoder.get_mut());
+        self.compressed += out.len() as u64;
+        Bytes::from(out)
+    }
+
+    /// Feeds the entry's next compressed bytes; returns deflated output to write.
+    pub fn push(&mut self, compressed: &[u8]) -> Result<Bytes, EntryError> {
+        let r = match (&mut self.inflate, &mut self.stored) {
+            (Some(d), _) => d.write_all(compressed),
+            (_, Some(s)) => s.write_all(compressed),
+            _ => unreachable!("one of the two is set"),
+        };
+        if let Err(io) = r {
+            let name = self.inner().name.clone();
+            return Err(self.inner().failed.take().unwrap_or_else(|| {
+                ZipError::Data {
+                    name,
+                    why: format!("deflate stream: {io}"),
+                }
+                .into()
+            }));
+        }
+        Ok(self.drain())
+    }
+
+    /// Ends the entry: checks the input's size and CRC, flushes the steps and the
+    /// deflater; returns the last output bytes and what the entry became.
+    pub fn finish(mut self) -> Result<(Bytes, StreamedEntry), EntryError> {
+        let mut inner = match (self.inflate.take(), self.stored.take()) {
+            (Some(mut d), _) => {
+                // Flush the inflater while it is still ours, so a step's own error
+                // (stashed in `failed`) is the one reported.
+                if let Err(io) = d.try_finish() {
+                    let inner = d.get_mut();
+                    return Err(inner.failed.take().unwrap_or_else(|| {
+                        ZipError::Data {
+                            name: inner.name.clone(),
+                            why: format!("deflate stream: {io}"),
+                        }
+                        .into()
+                    }));
+                }
+                let name = d.get_ref().name.clone();
+                d.finish().map_err(|io| ZipError::Data {
+                    name,
+                    why: format!("deflate stream: {io}"),
+                })?
+            }
+            (_, Some(s)) => s,
+            _ => unreachable!("one of the two is set"),
+        };
+        let crc = inner.in_crc.clone().finalize();
+        if inner.in_n != inner.in_limit || crc != self.expected_crc {
+            return Err(ZipError::Data {
+                name: inner.name,
+                why: format!(
+                    "inflates to {} bytes with CRC-32 {crc:08x}; the central directory says \
+                     {} bytes with CRC-32 {:08x}",
+                    inner.in_n, inner.in_limit, self.expected_crc
+                ),
+            }
+            .into());
+        }
+        let name = inner.name.clone();
+        let tail = inner.steps.finish(&name)?;
+        inner
+            .take(tail)
+            .map_err(|io| ZipError::Writer(format!("deflating {name:?}: {io}")))?;
+        let out = inner
+            .encoder
+            .finish()
+            .map_err(|io| ZipError::Writer(format!("deflating {name:?}: {io}")))?;
+        let summary = StreamedEntry {
+            crc32: inner.out_crc.finalize(),
+            compressed: self.compressed + out.len() as u64,
+            uncompressed: inner.out_n,
+        };
+        Ok((Bytes::from(out), summary))
+    }
+}
