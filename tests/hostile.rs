@@ -215,3 +215,64 @@ fn verification_can_be_turned_off_for_raw_copies() {
     off.expect("copied raw when verification is off");
     rt.block_on(s.remove_bucket(&bucket));
 }
+
+#[test]
+fn a_templated_entry_past_the_memory_limit_streams_within_memory() {
+    // At 256 MB an entry over 32 MiB cannot be held whole; `template` streams it.
+    let s = stack();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = unique("stream");
+    let mut text = Vec::with_capacity(40 * MIB + 100);
+    let mut i = 0;
+    while text.len() < 40 * MIB {
+        text.extend_from_slice(format!("  \"k{i}\": \"image:${{VERSION}}\",\n").as_bytes());
+        i += 1;
+    }
+    let z = build(&[("cfg/huge.json", text.clone(), Stored)]);
+    let creds = rt.block_on(async {
+        s.create_bucket(&bucket).await;
+        s.put(&bucket, "in.zip", z, None).await;
+        s.session_credentials().await
+    });
+    let ev = event(
+        &job_id(),
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        Some(r#"{"variables":{"VERSION":"7.0"},"steps":[{"template":{"files":["*.json"]}}]}"#),
+        &creds,
+        None,
+    );
+    let path = std::env::temp_dir().join(format!("{}.json", unique("stream")));
+    std::fs::write(&path, serde_json::to_vec(&ev).unwrap()).unwrap();
+    let out = Command::new(runner_binary())
+        .arg("run")
+        .arg(&path)
+        .args([
+            "--json",
+            "--memory-mb",
+            "256",
+            "--s3-endpoint",
+            &s.s3_endpoint,
+        ])
+        .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "nope")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "Succeeded", "{v}");
+    let rss_mib = v["peakRssKib"].as_u64().unwrap() / 1024;
+    assert!(rss_mib < 256, "peak RSS {rss_mib} MiB");
+    let (body, _, _) = rt.block_on(s.get(&bucket, "out.zip")).unwrap();
+    let got = read_zip(&body);
+    let want = String::from_utf8(text)
+        .unwrap()
+        .replace("${VERSION}", "7.0");
+    assert!(got[0].1 == want.as_bytes(), "content differs");
+    check_with_external_readers(&body);
+    eprintln!(
+        "streamed 40 MiB at 256 MB: {rss_mib} MiB peak, {} s",
+        v["elapsedSeconds"]
+    );
+    rt.block_on(s.remove_bucket(&bucket));
+}

@@ -170,6 +170,9 @@ pub struct Want {
     /// Needs the whole region in memory; the value is its footprint in bytes, taken
     /// from the transform budget before assembly.
     pub whole: Option<u64>,
+    /// Always send as [`Piece::BigStart`] / data / end, even when the region fits
+    /// in one chunk (entries transformed as they stream).
+    pub pieces: bool,
     /// Caller's tag, returned with the pieces.
     pub tag: usize,
 }
@@ -404,7 +407,7 @@ where
             let e = &index.entries[w.entry];
             let sent = match w.whole {
                 Some(footprint) => self.whole(w.tag, r, footprint).await?,
-                None => self.streamed(e, w.tag, r).await?,
+                None => self.streamed(e, w, r).await?,
             };
             if sent.is_err() {
                 return Ok(());
@@ -456,12 +459,13 @@ where
     async fn streamed(
         &mut self,
         e: &CdEntry,
-        tag: usize,
+        w: &Want,
         r: Range<u64>,
     ) -> Result<Result<(), Gone>, ArtifactCause> {
+        let tag = w.tag;
         let (cs, cb) = self.chunks.covering(r.start).await?;
         let off = (r.start - cs) as usize;
-        if off as u64 + (r.end - r.start) <= cb.len() as u64 {
+        if !w.pieces && off as u64 + (r.end - r.start) <= cb.len() as u64 {
             let region = cb.slice(off..off + (r.end - r.start) as usize);
             return Ok(send(
                 &self.tx,

@@ -237,24 +237,31 @@ fn zip_with(entries: &[(&str, Vec<u8>, bool)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
+fn big_json(len: usize) -> Vec<u8> {
+    let mut v = b"{\n".to_vec();
+    let mut i = 0;
+    while v.len() < len {
+        v.extend_from_slice(format!("  \"k{i}\": \"image:${{VERSION}} env=dev\",\n").as_bytes());
+        i += 1;
+    }
+    v.extend_from_slice(b"  \"end\": true\n}\n");
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_too_large_to_transform_is_refused_before_it_is_read() {
-    // 128 MB function: entries over 16 MiB cannot be held whole for a content step.
-    // The 40 MiB stored JSON entry must be refused from its declared size, not after
-    // its bytes were assembled in memory.
-    let big_json = {
-        let mut v = b"{\"pad\": \"".to_vec();
-        v.resize(40 << 20, b'x');
-        v.extend_from_slice(b"\"}");
-        v
-    };
+    // 128 MB function: entries over 16 MiB cannot be held whole, and a regex
+    // `replace` needs the whole entry. The 40 MiB stored entry must be refused from
+    // its declared size, not after its bytes were assembled in memory.
     let store = Arc::new(MemoryStore::new());
     let input = zip_with(&[
         ("small.txt", b"hi".to_vec(), true),
-        ("big.json", big_json, false),
+        ("big.json", big_json(40 << 20), false),
     ]);
     store.insert("b", "in.zip", input);
-    let (r, _) = run(&store, r#"{"steps":[{"template":{"files":["*.json"]}}]}"#).await;
+    let params =
+        r#"{"steps":[{"replace":{"files":["*.json"],"regex":"env=(\\w+)","with":"env=x"}}]}"#;
+    let (r, _) = run(&store, params).await;
     let err = r.unwrap_err();
     let msg = err.report_message();
     assert_eq!(err.failure_type(), FailureType::JobFailed, "{msg}");
@@ -265,6 +272,42 @@ async fn an_entry_too_large_to_transform_is_refused_before_it_is_read() {
     let read = store.stats().bytes_read;
     assert!(read < 1 << 20, "read {read} bytes before refusing");
     assert!(store.object("b", "out.zip").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_and_replace_stream_through_an_entry_past_the_limit() {
+    // The same 40 MiB entry with streamable steps: transformed as it streams, read
+    // in chunks, and written with a data descriptor.
+    let text = big_json(40 << 20);
+    for deflate in [false, true] {
+        let store = Arc::new(MemoryStore::new());
+        store.insert(
+            "b",
+            "in.zip",
+            zip_with(&[
+                ("small.json", b"{\"v\": \"${VERSION}\"}".to_vec(), true),
+                ("big.json", text.clone(), deflate),
+            ]),
+        );
+        let params = r#"{"variables":{"VERSION":"3.1"},"steps":[{"template":{"files":["*.json"]}},
+            {"replace":{"files":["*.json"],"find":"env=dev","with":"env=prod"}}]}"#;
+        let (r, _) = run(&store, params).await;
+        let ok = r.unwrap();
+        assert_eq!(ok.outputs[0].transformed_entries, 2);
+        assert!(store.stats().max_range <= 1 << 20, "read in chunks");
+        let (body, _) = store.object("b", "out.zip").unwrap();
+        let mut a = zip::ZipArchive::new(Cursor::new(body.to_vec())).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut a.by_name("big.json").unwrap(), &mut got).unwrap();
+        let want = String::from_utf8(text.clone())
+            .unwrap()
+            .replace("${VERSION}", "3.1")
+            .replace("env=dev", "env=prod");
+        assert!(got == want.as_bytes(), "deflate={deflate}: content differs");
+        let mut small = String::new();
+        std::io::Read::read_to_string(&mut a.by_name("small.json").unwrap(), &mut small).unwrap();
+        assert_eq!(small, "{\"v\": \"3.1\"}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! Stage 1, before any data moves: decide every entry of an output (renames,
 //! selection, name clashes, via the plan's layout) and what must be read of it.
 //!
+//! Entries past the whole-entry limit whose steps can stream (`template`, literal
+//! `replace`) are read as pieces and transformed as they pass instead of refused.
+//!
 //! Invariants: symbolic links are planned as links (no content steps; the plan's
 //! `symlinks` mode applies) and read whole so their target can be checked; an
 //! entry that a content step or recompression needs whole is refused
@@ -13,7 +16,9 @@ use std::sync::Arc;
 use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
-use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Planned};
+use artifact_engine::plan::{layout_output_kinds, EntryKind, EntryPlan, OutputPlan, Planned};
+use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
+use artifact_engine::zip::CdEntry;
 
 use super::InputRef;
 use crate::config::Settings;
@@ -63,17 +68,25 @@ pub(super) fn decide(
             check_symlink(e, ep, &[]).map_err(in_err)?;
         }
         // Links are assembled whole: their target is checked before they are written.
-        let whole = e.is_symlink()
+        let mut whole = e.is_symlink()
             || !ep.ops.is_empty()
             || ep.level.is_some()
             || ep.method.is_some_and(|m| m != e.method);
+        let mut pieces = false;
         if whole {
-            check_transform_size(e, settings.max_transform_size).map_err(in_err)?;
+            if let Err(too_big) = check_transform_size(e, settings.max_transform_size) {
+                // Past the whole-entry limit, `template` and literal `replace` stream.
+                if !streamable(op, ep, e) {
+                    return Err(in_err(too_big));
+                }
+                (whole, pieces) = (false, true);
+            }
         }
         wants[p.source].push(Want {
             entry: p.entry,
             whole: whole
                 .then(|| settings.transform_footprint(e.compressed_size, e.uncompressed_size)),
+            pieces,
             tag,
         });
     }
@@ -82,4 +95,16 @@ pub(super) fn decide(
         wants,
         dropped: layout.dropped,
     })
+}
+
+/// True when entry `e` can be transformed as it streams: every step is `template`
+/// or a literal `replace`, the output is deflated (a data descriptor is fine there),
+/// and nothing needs the whole new content (a manifest hash) or is a link.
+pub(super) fn streamable(op: &OutputPlan, ep: &EntryPlan, e: &CdEntry) -> bool {
+    !ep.ops.is_empty()
+        && !ep.hash
+        && !e.is_symlink()
+        && matches!(e.method, METHOD_STORED | METHOD_DEFLATED)
+        && ep.method.is_none_or(|m| m == METHOD_DEFLATED)
+        && op.stream_steps(&ep.ops, e.uncompressed_size).is_some()
 }

@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use artifact_engine::check_symlink;
 use artifact_engine::entry::{compressed_data, planned_meta, process_entry, Processed, StreamHash};
 use artifact_engine::plan::{Plan, Planned};
+use artifact_engine::streamed::EntryStreamer;
 use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
 use artifact_engine::zip::EntryMeta;
+use artifact_engine::{check_symlink, ZipError};
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -29,6 +30,9 @@ pub(super) struct BigEntry {
     /// manifest when `sha` is set); `None` when verification is off.
     pub check: Option<StreamHash>,
     pub sha: bool,
+    /// Set when the entry is transformed as it streams (the streamer also checks the
+    /// input's size and CRC, so `check` is then `None`).
+    pub transform: Option<EntryStreamer>,
     /// The input it comes from (errors name it).
     pub input: usize,
 }
@@ -111,6 +115,25 @@ impl Processor {
         let p = &self.planned[tag];
         let input = &self.inputs[p.source];
         let e = &input.index.entries[p.entry];
+        let in_err = |err: ZipError| {
+            JobError::artifact(Side::Input, &input.name, &input.index.location, err)
+        };
+        if !p.plan.ops.is_empty() {
+            // Planned to stream (see `decide::streamable`).
+            let op = self.plan.output(self.output);
+            let steps = op
+                .stream_steps(&p.plan.ops, e.uncompressed_size)
+                .expect("decide planned only streamable steps to stream");
+            let level = p.plan.level.unwrap_or(6);
+            let streamer = EntryStreamer::new(e, &p.plan.name, steps, level).map_err(in_err)?;
+            return Ok(Out::BigStart(Box::new(BigEntry {
+                meta: planned_meta(e, &p.plan),
+                check: None,
+                sha: false,
+                transform: Some(streamer),
+                input: p.source,
+            })));
+        }
         let verifiable = matches!(e.method, METHOD_STORED | METHOD_DEFLATED);
         let check = if p.plan.hash {
             Some(StreamHash::new(e))
@@ -119,13 +142,12 @@ impl Processor {
         } else {
             None
         };
-        let check = check.transpose().map_err(|err| {
-            JobError::artifact(Side::Input, &input.name, &input.index.location, err)
-        })?;
+        let check = check.transpose().map_err(in_err)?;
         Ok(Out::BigStart(Box::new(BigEntry {
             meta: planned_meta(e, &p.plan),
             check,
             sha: p.plan.hash,
+            transform: None,
             input: p.source,
         })))
     }

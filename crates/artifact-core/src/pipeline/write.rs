@@ -109,14 +109,17 @@ impl<'a> OutputWriter<'a> {
                 drop(permit);
             }
             Out::BigStart(b) => {
-                let h = self
-                    .zip
-                    .local_header(&b.meta)
-                    .map_err(|e| self.out_err(e))?;
-                self.put(h).await?;
+                let h = if b.transform.is_some() {
+                    self.zip.local_header_streamed(&b.meta)
+                } else {
+                    self.zip.local_header(&b.meta)
+                };
+                self.put(h.map_err(|e| self.out_err(e))?).await?;
                 self.big = Some((*b, 0));
             }
+            Out::Data(b) if self.streaming() => self.streamed_data(b).await?,
             Out::Data(b) => self.big_data(b).await?,
+            Out::End if self.streaming() => self.streamed_end().await?,
             Out::End => self.big_end()?,
         }
         Ok(())
@@ -140,6 +143,56 @@ impl<'a> OutputWriter<'a> {
         }
         self.big = Some((entry, written + n));
         Ok(())
+    }
+
+    /// True while an entry transformed as it streams is open.
+    fn streaming(&self) -> bool {
+        self.big
+            .as_ref()
+            .is_some_and(|(e, _)| e.transform.is_some())
+    }
+
+    /// The next input bytes of an entry transformed as it streams: transformed on
+    /// the pool, then written.
+    async fn streamed_data(&mut self, b: Bytes) -> Result<(), JobError> {
+        let (mut entry, written) = self.big.take().expect("data follows a BigStart");
+        let mut streamer = entry.transform.take().expect("a streamed entry");
+        let done = on_pool(&self.pool, move || {
+            streamer.push(&b).map(|out| (out, streamer))
+        })
+        .await
+        .map_err(|panic| JobError::Internal(format!("transforming an entry panicked: {panic}")))?;
+        let (out, streamer) = done.map_err(|e| self.entry_err(entry.input, e))?;
+        let n = out.len() as u64;
+        self.put(out).await?;
+        entry.transform = Some(streamer);
+        self.big = Some((entry, written + n));
+        Ok(())
+    }
+
+    /// A streamed entry ended: the last output, then its data descriptor.
+    async fn streamed_end(&mut self) -> Result<(), JobError> {
+        let (mut entry, _) = self.big.take().expect("end follows a BigStart");
+        let streamer = entry.transform.take().expect("a streamed entry");
+        let done = on_pool(&self.pool, move || streamer.finish())
+            .await
+            .map_err(|panic| {
+                JobError::Internal(format!("transforming an entry panicked: {panic}"))
+            })?;
+        let (tail, summary) = done.map_err(|e| self.entry_err(entry.input, e))?;
+        self.put(tail).await?;
+        let descriptor = self
+            .zip
+            .end_streamed(summary.crc32, summary.compressed, summary.uncompressed)
+            .map_err(|e| self.out_err(e))?;
+        self.put(descriptor).await?;
+        self.transformed += 1;
+        Ok(())
+    }
+
+    fn entry_err(&self, input: usize, e: artifact_engine::entry::EntryError) -> JobError {
+        let i = &self.inputs[input];
+        JobError::artifact(Side::Input, &i.name, &i.index.location, e)
     }
 
     /// A large entry ended: its size is final, its checker must agree.
