@@ -7,25 +7,24 @@
 //! [`Worker::run`] does the work without reporting (library use, tests);
 //! [`Worker::handle`] is what the Lambda and the runner call.
 
+mod run;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
-use futures::future::try_join_all;
+use artifact_engine::plan::StepRegistry;
 
+use self::run::WorkerParts;
 use crate::clients::StoreFactory;
-use crate::config::{KmsCheck, Settings};
-use crate::error::{FailureType, JobError, Side};
+use crate::config::Settings;
+use crate::error::{FailureType, JobError};
 use crate::event::{Event, Job};
 use crate::kms::KeyChecker;
-use crate::pipeline::{write_output, Ctx, InputRef, OutputSummary};
-use crate::report::{
-    validate_variables, variable_key_part, ReportError, ReportErrorKind, Reported, Reporter,
-};
+use crate::pipeline::OutputSummary;
+use crate::report::{ReportError, ReportErrorKind, Reported, Reporter};
 use crate::sink::Cleanup;
-use crate::source::{load_index, IndexLimits};
-use crate::store::{Encryption, ObjectStore};
+use crate::store::ObjectStore;
 
 /// Time kept back from the invocation deadline when reporting, so the last report
 /// attempt is not cut off by the runtime.
@@ -287,210 +286,6 @@ impl Worker {
         cleanup: Arc<Cleanup>,
     ) -> Result<JobSuccess, JobError> {
         self.clone_parts().run_with(job, store, cleanup).await
-    }
-}
-
-struct WorkerParts {
-    settings: Settings,
-    pool: Arc<rayon::ThreadPool>,
-    kms: Option<KeyChecker>,
-    steps: StepRegistry,
-}
-
-impl WorkerParts {
-    async fn run_with(
-        &self,
-        job: &Job,
-        store: Arc<dyn ObjectStore>,
-        cleanup: Arc<Cleanup>,
-    ) -> Result<JobSuccess, JobError> {
-        let started = Instant::now();
-        job.validate()?;
-        let data = &job.data;
-        if let Some(ms) = expired_ms_ago(data.artifact_credentials.expiration_time) {
-            return Err(JobError::CredentialsExpired(ms));
-        }
-
-        // Plan: validated before any data moves.
-        let spec = PlanSpec::parse(
-            data.action_configuration
-                .configuration
-                .user_parameters
-                .as_deref(),
-        )?;
-        let mut builtins = BTreeMap::from([
-            ("CODEPIPELINE_JOB_ID".to_string(), job.id.clone()),
-            (
-                "CODEPIPELINE_ACCOUNT_ID".to_string(),
-                job.account_id.clone(),
-            ),
-        ]);
-        for a in &data.input_artifacts {
-            if let Some(rev) = &a.revision {
-                builtins.insert(
-                    format!(
-                        "{}_REVISION",
-                        variable_key_part(&a.name).replace(['-', '@'], "_")
-                    ),
-                    rev.clone(),
-                );
-            }
-        }
-        let ctx = JobContext {
-            inputs: data
-                .input_artifacts
-                .iter()
-                .map(|a| a.name.clone())
-                .collect(),
-            outputs: data
-                .output_artifacts
-                .iter()
-                .map(|a| a.name.clone())
-                .collect(),
-            builtins,
-        };
-        let plan = Arc::new(Plan::compile_with(&spec, &ctx, &self.steps)?);
-
-        // Key check, with the function's own credentials.
-        let encryption = Encryption {
-            kms_key_id: data.encryption_key.as_ref().map(|k| k.id.clone()),
-        };
-        if let (Some(key), Some(kms)) = (&encryption.kms_key_id, &self.kms) {
-            if self.settings.kms_check != KmsCheck::Off {
-                match kms.check(key).await {
-                    Ok(()) => {}
-                    Err(e)
-                        if self.settings.kms_check == KmsCheck::Warn
-                            && KeyChecker::is_denied(&e) =>
-                    {
-                        tracing::warn!(error = %e, "KMS key check skipped");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-
-        // Index the inputs that feed some output.
-        let mut needed: Vec<usize> = plan
-            .outputs()
-            .iter()
-            .flat_map(|o| o.sources.iter().map(|s| s.input))
-            .collect();
-        needed.sort_unstable();
-        needed.dedup();
-        let rules = plan.name_rules();
-        // Inputs share the job's index memory.
-        let index_limits = IndexLimits {
-            cd_bytes: self.settings.max_cd_size,
-            entries: self.settings.max_entries / needed.len().max(1) as u64,
-        };
-        let limits = plan.limits();
-        let indexes = try_join_all(needed.iter().map(|&i| {
-            let a = &data.input_artifacts[i];
-            let loc = Job::location(a);
-            let store = store.clone();
-            async move {
-                load_index(store.as_ref(), loc, &rules, index_limits)
-                    .await
-                    .and_then(|idx| {
-                        // Bomb limits, from the declared sizes, before data moves.
-                        limits.check(&idx.entries)?;
-                        Ok(idx)
-                    })
-                    .map(|idx| (i, Arc::new(idx)))
-                    .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))
-            }
-        }))
-        .await?;
-        let index_of = |i: usize| {
-            indexes
-                .iter()
-                .find(|(j, _)| *j == i)
-                .map(|(_, x)| x.clone())
-                .expect("indexed above")
-        };
-
-        let pctx = Ctx {
-            store: store.clone(),
-            settings: &self.settings,
-            pool: self.pool.clone(),
-            plan: plan.clone(),
-            encryption,
-            cleanup,
-        };
-        let mut outputs = Vec::new();
-        for (o, a) in data.output_artifacts.iter().enumerate() {
-            let inputs: Vec<InputRef> = plan
-                .output(o)
-                .sources
-                .iter()
-                .map(|s| InputRef {
-                    name: s.input_name.clone(),
-                    index: index_of(s.input),
-                })
-                .collect();
-            outputs.push(write_output(&pctx, o, Job::location(a), &inputs).await?);
-        }
-
-        let mut vars = BTreeMap::new();
-        for o in &outputs {
-            let k = variable_key_part(&o.name);
-            vars.insert(format!("{k}_entries"), o.entries.to_string());
-            vars.insert(format!("{k}_bytes"), o.object.bytes.to_string());
-            vars.insert(format!("{k}_sha256"), o.object.sha256.clone());
-            vars.insert(
-                format!("{k}_transformed"),
-                o.transformed_entries.to_string(),
-            );
-        }
-        for o in &outputs {
-            for e in &o.exports {
-                if vars.contains_key(&e.variable) {
-                    return Err(JobError::Plan(artifact_engine::PlanError {
-                        path: "export.variable".into(),
-                        message: format!(
-                            "{:?} clashes with a built-in output variable",
-                            e.variable
-                        ),
-                    }));
-                }
-                vars.insert(e.variable.clone(), e.value.clone());
-            }
-        }
-        validate_variables(&vars).map_err(|m| {
-            JobError::Plan(artifact_engine::PlanError {
-                path: "export".into(),
-                message: m,
-            })
-        })?;
-        let secs = started.elapsed().as_secs_f64();
-        let summary = if outputs.is_empty() {
-            format!(
-                "No output artifacts; checked {} input(s) in {secs:.1} s",
-                indexes.len()
-            )
-        } else {
-            let parts: Vec<String> = outputs
-                .iter()
-                .map(|o| {
-                    format!(
-                        "{}: {} entries ({} transformed, {} dropped, {} added), {} bytes",
-                        o.name,
-                        o.entries,
-                        o.transformed_entries,
-                        o.dropped_entries,
-                        o.added_entries,
-                        o.object.bytes
-                    )
-                })
-                .collect();
-            format!("{} in {secs:.1} s", parts.join("; "))
-        };
-        Ok(JobSuccess {
-            outputs,
-            output_variables: vars,
-            summary,
-        })
     }
 }
 

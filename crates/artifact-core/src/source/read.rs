@@ -1,165 +1,20 @@
-//! Reading input zips from the object store by HTTP ranges.
-//!
-//! [`load_index`] fetches the tail of the object (end record, zip64 record, and the
-//! central directory when it fits there; separate ranges otherwise) and parses the
-//! central directory. [`stream_entries`] then reads the regions of the wanted entries
-//! in order, coalescing neighbouring regions into ranged GETs of up to
-//! `read_chunk` bytes, with `read_concurrency` requests in flight.
-//!
-//! Invariants:
-//! - Every GET carries `If-Match` with the ETag seen by the first HEAD, so an input
-//!   that changes mid-job fails as `RevisionOutOfSync` instead of mixing versions.
-//! - An entry's region ends at the earliest of the next entry's header and the
-//!   largest its own header + data + descriptor can be; a read never runs on to
-//!   "the next header" of a sparse or hostile archive.
-//! - Every fetched chunk holds permits from the read budget until the last slice of
-//!   it is dropped downstream. An entry that must be assembled whole (it will be
-//!   transformed) first takes its footprint from the transform budget, before any
-//!   byte of it is copied, and hands the permit on with the piece: bytes held for
-//!   transformed entries are counted from assembly until they are written.
-//! - The producer ends the stream with [`Piece::End`] after the last wanted entry;
-//!   a stream that stops without it (a dead task) is an error downstream.
-//!
-//! Entries whose region fits in one chunk arrive whole ([`Piece::Whole`]); larger
-//! entries arrive as a verified local header and then data slices
-//! ([`Piece::BigStart`] / [`Piece::BigData`] / [`Piece::BigEnd`]) unless they must be
-//! transformed, in which case they are assembled.
+//! Streaming the wanted entries' bytes: coalesced ranged GETs within the read budget,
+//! turned into [`Piece`]s in order by a producer task (see the parent module for the
+//! invariants: pinned reads, bounded regions, budgets, the end marker).
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use artifact_engine::entry::header_len;
-use artifact_engine::names::NameRules;
-use artifact_engine::zip::read::{
-    check_start, parse_central_directory_with, parse_eocd64, parse_tail, region_ends, EOCD64_LEN,
-    TAIL_LEN,
-};
-use artifact_engine::zip::{CdEntry, Eocd, TailParse};
+use artifact_engine::zip::CdEntry;
 use artifact_engine::ZipError;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::ZipIndex;
 use crate::error::ArtifactCause;
-use crate::event::S3Location;
 use crate::store::{ObjectStore, StoreError};
-
-/// An input archive's central directory.
-#[derive(Debug)]
-pub struct ZipIndex {
-    /// Where it is.
-    pub location: S3Location,
-    /// Object size.
-    pub size: u64,
-    /// The ETag every read is pinned to.
-    pub etag: Option<String>,
-    /// End record.
-    pub eocd: Eocd,
-    /// Entries in central directory order.
-    pub entries: Vec<CdEntry>,
-    /// End of each entry's region (see `region_ends`).
-    pub ends: Vec<u64>,
-}
-
-/// How much of an input's index a job can afford.
-#[derive(Debug, Clone, Copy)]
-pub struct IndexLimits {
-    /// Largest central directory, in bytes.
-    pub cd_bytes: u64,
-    /// Most entries (as the end record declares them).
-    pub entries: u64,
-}
-
-/// Reads and validates the central directory of the zip at `loc`, refusing one
-/// that exceeds `limits` before reading it.
-pub async fn load_index(
-    store: &dyn ObjectStore,
-    loc: &S3Location,
-    rules: &NameRules,
-    limits: IndexLimits,
-) -> Result<ZipIndex, ArtifactCause> {
-    let max_cd_size = limits.cd_bytes;
-    let info = store.head(loc).await?;
-    let (size, etag) = (info.size, info.etag);
-    if size == 0 {
-        return Err(ZipError::NotZip("the object is empty (0 bytes)".into()).into());
-    }
-    let get = |r: Range<u64>| store.get_range(loc, r, etag.as_deref());
-    let tail_len = size.min(TAIL_LEN);
-    let tail_start = size - tail_len;
-    let tail = get(tail_start..size).await?;
-    let in_tail = |r: &Range<u64>| -> Option<Bytes> {
-        (r.start >= tail_start && r.end <= size)
-            .then(|| tail.slice((r.start - tail_start) as usize..(r.end - tail_start) as usize))
-    };
-    let eocd = match parse_tail(&tail, size)? {
-        TailParse::Done(e) => e,
-        TailParse::NeedEocd64 {
-            offset,
-            declared,
-            partial,
-        } => {
-            let mut result = Err(ZipError::Malformed("zip64 end record not found".into()));
-            for at in [offset, declared] {
-                let Some(end) = at.checked_add(EOCD64_LEN).filter(|&e| e <= size) else {
-                    continue;
-                };
-                let rec = match in_tail(&(at..end)) {
-                    Some(b) => b,
-                    None => get(at..end).await?,
-                };
-                result = parse_eocd64(&rec, partial.clone(), at);
-                if result.is_ok() {
-                    break;
-                }
-            }
-            result?
-        }
-    };
-    if eocd.entries > limits.entries {
-        return Err(ZipError::Limit(format!(
-            "{} entries; this function's memory holds the index of at most {} (about \
-             1 KiB per entry while the job runs; raise the function memory)",
-            eocd.entries, limits.entries
-        ))
-        .into());
-    }
-    if eocd.cd_size > max_cd_size {
-        return Err(ZipError::Limit(format!(
-            "central directory of {} bytes (the limit for this function's memory is \
-             {max_cd_size}; raise the function memory)",
-            eocd.cd_size
-        ))
-        .into());
-    }
-    let cd_end = eocd
-        .cd_offset
-        .checked_add(eocd.cd_size)
-        .filter(|&e| e <= size)
-        .ok_or_else(|| ZipError::Malformed("central directory runs past the object".into()))?;
-    let cd_range = eocd.cd_offset..cd_end;
-    let cd = match in_tail(&cd_range) {
-        Some(b) => b,
-        None => get(cd_range).await?,
-    };
-    let entries = parse_central_directory_with(&cd, &eocd, rules)?;
-    if !entries.iter().any(|e| e.header_offset == 0) {
-        let head = match in_tail(&(0..size.min(4))) {
-            Some(b) => b,
-            None => get(0..size.min(4)).await?,
-        };
-        check_start(&head, &entries)?;
-    }
-    let ends = region_ends(&entries, eocd.cd_offset)?;
-    Ok(ZipIndex {
-        location: loc.clone(),
-        size,
-        etag,
-        eocd,
-        entries,
-        ends,
-    })
-}
 
 /// A wanted entry: index into [`ZipIndex::entries`], and whether its data must be
 /// assembled whole (it will be transformed).
