@@ -1,29 +1,73 @@
-//! The pipeline against the in-memory store with injected faults: every failure is
-//! typed, aborts the multipart upload and leaves no object; reads are ranged and
-//! bounded; outputs are deterministic.
+//! The pipeline against the in-memory store with injected faults, driven through
+//! `Worker::handle` (the worker's own cleanup and reporting, to the project's local
+//! job-API endpoint): every failure is typed and reported exactly once, aborts the
+//! multipart upload and leaves no object; reads are ranged and bounded; outputs are
+//! deterministic.
 
 use std::io::{Cursor, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use artifact_core::clients::{codepipeline_client, FixedStore};
 use artifact_core::report::Reporter;
-use artifact_core::sink::Cleanup;
 use artifact_core::store::memory::{Fault, MemoryStore};
 use artifact_core::store::{ObjectStore, StoreErrorKind};
-use artifact_core::{Event, FailureType, JobError, JobSuccess, Settings, Worker};
+use artifact_core::{FailureType, JobError, JobSuccess, Settings, Worker};
+use codepipeline_local::LocalCodePipeline;
 
-fn worker(settings: Settings) -> Worker {
+/// A worker on `store` that reports to `cp`.
+fn worker(settings: Settings, store: &Arc<MemoryStore>, cp: &LocalCodePipeline) -> Worker {
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("local", "local", None, None, "test"),
+            ),
+        )
         .build();
-    // `run` never reports; the reporter points nowhere.
     Worker::new(
         settings,
-        Arc::new(FixedStore(Arc::new(MemoryStore::new()))),
+        Arc::new(FixedStore(store.clone())),
         None,
-        Reporter::new(codepipeline_client(&sdk, Some("http://127.0.0.1:9"))),
+        Reporter::new(codepipeline_client(&sdk, Some(&cp.endpoint_url()))),
     )
+}
+
+/// A failed job as CodePipeline saw it.
+#[derive(Debug)]
+struct Failed(FailureType, String);
+
+impl Failed {
+    fn failure_type(&self) -> FailureType {
+        self.0
+    }
+    fn report_message(&self) -> String {
+        self.1.clone()
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.as_str(), self.1)
+    }
+}
+
+/// Handles the job through `Worker::handle`; checks exactly one report was taken.
+async fn handle(
+    store: &Arc<MemoryStore>,
+    params: &str,
+    settings: Settings,
+) -> Result<JobSuccess, Failed> {
+    let cp = LocalCodePipeline::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let w = worker(settings, store, &cp);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let handled = w
+        .handle(event(params), deadline, None)
+        .await
+        .expect("reported");
+    assert_eq!(cp.results().len(), 1, "exactly one report");
+    handled.result.map_err(|(t, m)| Failed(t, m))
 }
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -52,15 +96,14 @@ fn big_zip(entries: usize, size: usize) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-fn job(params: &str) -> artifact_core::Job {
-    let v = serde_json::json!({"CodePipeline.job": {"id": "0a1b2c3d-0000-4000-8000-00000000000f", "accountId": "1", "data": {
+fn event(params: &str) -> serde_json::Value {
+    serde_json::json!({"CodePipeline.job": {"id": "0a1b2c3d-0000-4000-8000-00000000000f", "accountId": "1", "data": {
         "actionConfiguration": {"configuration": {"FunctionName": "f", "UserParameters": params}},
         "inputArtifacts": [{"name": "In", "revision": null, "location": {"type": "S3", "s3Location": {"bucketName": "b", "objectKey": "in.zip"}}}],
         "outputArtifacts": [{"name": "Out", "revision": null, "location": {"type": "S3", "s3Location": {"bucketName": "b", "objectKey": "out.zip"}}}],
         "artifactCredentials": {"accessKeyId": "A", "secretAccessKey": "S", "sessionToken": "T"},
         "encryptionKey": {"id": "alias/pipeline", "type": "KMS"}
-    }}});
-    Event::parse(v).unwrap().job
+    }}})
 }
 
 fn small_settings() -> Settings {
@@ -72,17 +115,8 @@ fn small_settings() -> Settings {
     s
 }
 
-async fn run(
-    store: &Arc<MemoryStore>,
-    params: &str,
-) -> (Result<JobSuccess, JobError>, Arc<Cleanup>) {
-    let w = worker(small_settings());
-    let cleanup = Arc::new(Cleanup::default());
-    let r = w.run(&job(params), store.clone(), cleanup.clone()).await;
-    if r.is_err() {
-        cleanup.run(store.as_ref() as &dyn ObjectStore).await;
-    }
-    (r, cleanup)
+async fn run(store: &Arc<MemoryStore>, params: &str) -> (Result<JobSuccess, Failed>, ()) {
+    (handle(store, params, small_settings()).await, ())
 }
 
 const EDIT: &str = r#"{"steps":[{"replace":{"files":["cfg.txt"],"find":"dev","with":"prod"}}]}"#;
@@ -135,7 +169,7 @@ async fn upload_failure_mid_way_aborts_and_leaves_nothing() {
             nth,
             kind: StoreErrorKind::Unavailable,
         });
-        let (r, cleanup) = run(&store, "").await;
+        let (r, ()) = run(&store, "").await;
         let err = r.unwrap_err();
         assert_eq!(err.failure_type(), FailureType::SystemUnavailable, "{op}");
         assert!(
@@ -148,7 +182,6 @@ async fn upload_failure_mid_way_aborts_and_leaves_nothing() {
             "{op}: no partial object"
         );
         assert_eq!(store.open_uploads(), 0, "{op}: upload aborted");
-        assert!(cleanup.open_uploads().is_empty());
     }
 }
 
@@ -326,12 +359,8 @@ async fn entries_spanning_many_chunks_are_copied_and_transformed() {
     ]);
     let store = Arc::new(MemoryStore::new());
     store.insert("b", "in.zip", input);
-    let w = worker(s);
     let params = r#"{"steps":[{"replace":{"files":["*.txt"],"find":"dev","with":"prod"}}]}"#;
-    let ok = w
-        .run(&job(params), store.clone(), Arc::new(Cleanup::default()))
-        .await
-        .unwrap();
+    let ok = handle(&store, params, s).await.unwrap();
     assert_eq!(ok.outputs[0].transformed_entries, 2);
     // Entry reads stay within a chunk (the index read of the tail may be larger).
     assert!(store.stats().max_range <= 128 << 10);

@@ -147,7 +147,7 @@ pub async fn write_output(
     while let Some(item) = processed.next().await {
         writer.write(item?).await?;
     }
-    let w = writer.finish(op, planned).await?;
+    let w = writer.finish(ctx.plan.clone(), o, planned).await?;
     Ok(OutputSummary {
         name: name.to_string(),
         location: location.clone(),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use artifact_engine::entry::{extras, ManifestRow};
-use artifact_engine::plan::{Export, OutputPlan};
+use artifact_engine::plan::{Export, Plan};
 use artifact_engine::zip::ZipWriter;
 use artifact_engine::ZipError;
 use bytes::Bytes;
@@ -215,7 +215,13 @@ impl<'a> OutputWriter<'a> {
 
     /// Checks that everything arrived, writes the added files and the central
     /// directory, and completes the object.
-    pub async fn finish(mut self, op: &OutputPlan, planned: usize) -> Result<Written, JobError> {
+    pub async fn finish(
+        mut self,
+        plan: Arc<Plan>,
+        output: usize,
+        planned: usize,
+    ) -> Result<Written, JobError> {
+        let op = plan.output(output);
         let arrived = self.raw + self.transformed;
         if self.inputs_done != self.inputs.len() || arrived != planned as u64 {
             return Err(self.out_err(ArtifactCause::Verify(format!(
@@ -229,9 +235,15 @@ impl<'a> OutputWriter<'a> {
             .missing_exports(&self.exports)
             .map_err(|e| self.out_err(ArtifactCause::Entry(e.into())))?;
         self.exports.extend(missing);
-        let mut added = 0;
+        // Added files and manifests (hashing, JSON, deflate) are built on the pool.
         let mut rows = std::mem::take(&mut self.rows);
-        for (meta, data) in extras(op, &mut rows) {
+        let files = on_pool(&self.pool, move || extras(plan.output(output), &mut rows))
+            .await
+            .map_err(|panic| {
+                JobError::Internal(format!("building added files panicked: {panic}"))
+            })?;
+        let mut added = 0;
+        for (meta, data) in files {
             let h = self.zip.local_header(&meta).map_err(|e| self.out_err(e))?;
             let n = data.len() as u64;
             self.put(h).await?;
