@@ -68,9 +68,12 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The key under which names collide on case-insensitive file systems.
+/// The key under which names collide on case-insensitive or normalization-
+/// insensitive file systems (Windows, and macOS, where `é` written precomposed (NFC)
+/// and decomposed (NFD) name the same file): lowercase of the NFC form.
 pub fn fold_case(name: &str) -> String {
-    name.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect::<String>().to_lowercase()
 }
 
 /// Remembers names by [`fold_case`] key to find names differing only in case.
@@ -105,10 +108,26 @@ impl<T: Clone> CaseIndex<T> {
 /// The explanation attached to a case-only name clash.
 pub fn case_clash_why(other: &str) -> String {
     format!(
-        "differs only in letter case from {other:?}; the two overwrite each other when \
+        "differs only in letter case or Unicode normalization from {other:?}; the two \
+         overwrite each other when \
          extracted on Windows or macOS (set UserParameters \"names\": \
          {{\"case_duplicates\": \"allow\"}} to accept this)"
     )
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    #[test]
+    fn composed_and_decomposed_names_collide() {
+        assert_eq!(
+            fold_case("re\u{301}sume\u{301}.txt"),
+            fold_case("résumé.txt")
+        );
+        assert_eq!(fold_case("README.md"), fold_case("readme.md"));
+        assert_ne!(fold_case("a.txt"), fold_case("b.txt"));
+    }
 }
 
 #[cfg(test)]
