@@ -720,6 +720,15 @@ fuzz_target!(|data: &[u8]| {
     match rewrite(&input, &plan, MAX_TRANSFORM) {
         Ok((out, stats)) => {
             REWRITTEN.fetch_add(1, Relaxed);
+            if print {
+                eprintln!(
+                    "rewritten: {} entries ({} raw, {} dropped), {} bytes",
+                    stats.entries,
+                    stats.raw,
+                    stats.dropped,
+                    out.len()
+                );
+            }
             check(&input, &plan, &plan_text, &out, &stats);
         }
         Err(e) if print => eprintln!("rewrite error: {e}"),
