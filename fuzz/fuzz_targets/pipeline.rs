@@ -106,7 +106,8 @@ const NAMES: &[&str] = &[
     "site/x",
 ];
 
-const JSON_DOC: &[u8] = br#"{"image": "${IMAGE}", "version": "${VERSION}", "nested": {"tag": "old", "list": [1, 2]}}"#;
+const JSON_DOC: &[u8] =
+    br#"{"image": "${IMAGE}", "version": "${VERSION}", "nested": {"tag": "old", "list": [1, 2]}}"#;
 const YAML_DOC: &[u8] =
     b"image:\n  tag: old # pinned\nlist:\n  - a\n  - b\nversion: '1.0'\nnested:\n  tag: \"x\"\n";
 const TEXT_DOC: &[u8] = b"staging aaa ${JOB_ID} ${UNDEFINED} $${ESC} ${VERSION}\n";
@@ -280,7 +281,7 @@ fn step(g: &mut G, index: usize) -> Value {
                     ("(?P<v>old)", "${v}2"),
                     ("^#!.*$", "$$"),
                     ("(?m)^version: .*$", "version: '2'"),
-                    ("a*", "x"),  // invalid: matches the empty string
+                    ("a*", "x"),   // invalid: matches the empty string
                     ("(a)", "$2"), // invalid: no group 2
                 ]);
                 json!({ "replace": { "files": files, "regex": re, "with": with } })
@@ -409,7 +410,9 @@ fn step(g: &mut G, index: usize) -> Value {
         10 => {
             let mut m = Map::new();
             opt(g, &mut m, "files", globs);
-            opt(g, &mut m, "compression", |g| json!(g.pick(&["store", "deflate"])));
+            opt(g, &mut m, "compression", |g| {
+                json!(g.pick(&["store", "deflate"]))
+            });
             if g.rare(3) {
                 m.insert("level".into(), json!(g.n(11)));
             }
@@ -421,7 +424,9 @@ fn step(g: &mut G, index: usize) -> Value {
                     "1979-12-31T00:00:00",
                 ]))
             });
-            opt(g, &mut m, "file_mode", |g| json!(g.pick(&["644", "755", "600", "999"])));
+            opt(g, &mut m, "file_mode", |g| {
+                json!(g.pick(&["644", "755", "600", "999"]))
+            });
             opt(g, &mut m, "dir_mode", |g| json!(g.pick(&["755", "700"])));
             json!({ "pack": m })
         }
@@ -486,7 +491,10 @@ fn plan_json(g: &mut G) -> String {
             o.insert("steps".into(), json!(own));
         }
         if g.n(2) == 1 {
-            o.insert("on_conflict".into(), json!(g.pick(&["first", "last", "error"])));
+            o.insert(
+                "on_conflict".into(),
+                json!(g.pick(&["first", "last", "error"])),
+            );
         }
         doc.insert("outputs".into(), json!({ "BuildOut": o }));
     }
@@ -515,7 +523,10 @@ fn fixture() -> &'static Fixture {
             inputs: vec!["SourceOut".into()],
             outputs: vec!["BuildOut".into()],
             builtins: BTreeMap::from([
-                ("JOB_ID".into(), "11111111-2222-3333-4444-555555555555".into()),
+                (
+                    "JOB_ID".into(),
+                    "11111111-2222-3333-4444-555555555555".into(),
+                ),
                 ("ACCOUNT_ID".into(), "123456789012".into()),
             ]),
         };
@@ -567,12 +578,23 @@ fn decodes(archive: &[u8], e: &CdEntry, end: u64) -> bool {
             .is_some_and(|d| decompress(e, &d).is_ok())
 }
 
-fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifact_engine::memory::RewriteStats) {
+fn check(
+    input: &[u8],
+    plan: &Plan,
+    plan_text: &str,
+    out: &[u8],
+    stats: &artifact_engine::memory::RewriteStats,
+) {
     let rules = plan.name_rules();
     let op = plan.output(0);
-    let (ieocd, ients) = index_bytes_with(input, &rules).expect("rewrite read an archive index_bytes_with rejects");
-    let iends = region_ends(&ients, ieocd.cd_offset).expect("rewrite accepted regions region_ends rejects");
-    let names: Vec<(&str, bool)> = ients.iter().map(|e| (e.name.as_str(), e.is_dir())).collect();
+    let (ieocd, ients) =
+        index_bytes_with(input, &rules).expect("rewrite read an archive index_bytes_with rejects");
+    let iends =
+        region_ends(&ients, ieocd.cd_offset).expect("rewrite accepted regions region_ends rejects");
+    let names: Vec<(&str, bool)> = ients
+        .iter()
+        .map(|e| (e.name.as_str(), e.is_dir()))
+        .collect();
     let layout = layout_output(op, &[names]).expect("rewrite succeeded, so the layout does");
     let extras = op.extras();
 
@@ -583,8 +605,15 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
         .unwrap_or_else(|e| panic!("output regions: {e}\nplan: {plan_text}"));
 
     // (2) Exactly the planned layout, then the added files.
-    assert_eq!(oents.len() as u64, stats.entries, "stats.entries\nplan: {plan_text}");
-    assert_eq!(stats.dropped, layout.dropped, "stats.dropped\nplan: {plan_text}");
+    assert_eq!(
+        oents.len() as u64,
+        stats.entries,
+        "stats.entries\nplan: {plan_text}"
+    );
+    assert_eq!(
+        stats.dropped, layout.dropped,
+        "stats.dropped\nplan: {plan_text}"
+    );
     assert_eq!(
         oents.len(),
         layout.entries.len() + extras.len(),
@@ -599,12 +628,18 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
     let mut raw_expected = 0u64;
     for (k, (oe, &oend)) in oents.iter().zip(&oends).enumerate() {
         if let Err(why) = check_name(&oe.name) {
-            panic!("output name {:?} is unsafe: {why}\nplan: {plan_text}", oe.name);
+            panic!(
+                "output name {:?} is unsafe: {why}\nplan: {plan_text}",
+                oe.name
+            );
         }
         let odata = compressed_data(oe, &region(out, oe, oend))
             .unwrap_or_else(|e| panic!("output entry #{k}: {e}"));
         let valid = if let Some(p) = layout.entries.get(k) {
-            assert_eq!(oe.name, p.plan.name, "output entry #{k} name\nplan: {plan_text}");
+            assert_eq!(
+                oe.name, p.plan.name,
+                "output entry #{k} name\nplan: {plan_text}"
+            );
             let ie = &ients[p.entry];
             if p.plan.needs_content(ie.method) {
                 true // decompressed and CRC-checked on the way in
@@ -619,7 +654,11 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
                     ie.name
                 );
                 let idata = compressed_data(ie, &region(input, ie, iends[p.entry])).unwrap();
-                assert!(idata == odata, "untouched entry #{k} {:?}: bytes changed\nplan: {plan_text}", ie.name);
+                assert!(
+                    idata == odata,
+                    "untouched entry #{k} {:?}: bytes changed\nplan: {plan_text}",
+                    ie.name
+                );
                 decodes(input, ie, iends[p.entry])
             }
         } else {
@@ -636,7 +675,11 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
                 .unwrap_or_else(|e| panic!("zip crate: entry #{k}: {e}"));
             assert_eq!(zf.name_raw(), oe.raw_name.as_slice(), "zip crate name #{k}");
             assert_eq!(zf.crc32(), oe.crc32, "zip crate CRC #{k}");
-            assert_eq!(zf.compressed_size(), oe.compressed_size, "zip crate csize #{k}");
+            assert_eq!(
+                zf.compressed_size(),
+                oe.compressed_size,
+                "zip crate csize #{k}"
+            );
             assert_eq!(zf.size(), oe.uncompressed_size, "zip crate size #{k}");
         }
         if !valid {
@@ -649,7 +692,10 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
             oe.method
         );
         let plain = decompress(oe, &odata).unwrap_or_else(|e| {
-            panic!("engine cannot decode its own output entry #{k} {:?}: {e}\nplan: {plan_text}", oe.name)
+            panic!(
+                "engine cannot decode its own output entry #{k} {:?}: {e}\nplan: {plan_text}",
+                oe.name
+            )
         });
         let mut zf = za
             .by_index(k)
@@ -658,8 +704,17 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
         (&mut zf)
             .take(MAX_TRANSFORM * 4 + 1)
             .read_to_end(&mut buf)
-            .unwrap_or_else(|e| panic!("zip crate cannot read entry #{k} {:?}: {e}\nplan: {plan_text}", oe.name));
-        assert!(buf == plain, "zip crate and engine disagree on entry #{k} {:?}", oe.name);
+            .unwrap_or_else(|e| {
+                panic!(
+                    "zip crate cannot read entry #{k} {:?}: {e}\nplan: {plan_text}",
+                    oe.name
+                )
+            });
+        assert!(
+            buf == plain,
+            "zip crate and engine disagree on entry #{k} {:?}",
+            oe.name
+        );
         assert_eq!(crc32(&buf), oe.crc32, "entry #{k} {:?}: CRC", oe.name);
     }
     assert!(
@@ -671,7 +726,10 @@ fn check(input: &[u8], plan: &Plan, plan_text: &str, out: &[u8], stats: &artifac
     // (4) The output is a fixed point of the empty plan.
     let (again, _) = rewrite(out, &fixture().empty, MAX_TRANSFORM)
         .unwrap_or_else(|e| panic!("rewriting the output again fails: {e}\nplan: {plan_text}"));
-    assert!(again == out, "rewrite is not idempotent on its own output\nplan: {plan_text}");
+    assert!(
+        again == out,
+        "rewrite is not idempotent on its own output\nplan: {plan_text}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
