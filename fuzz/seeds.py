@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates seed corpora for the fuzz targets (fuzz/corpus/ is gitignored).
 
-    python3 fuzz/seeds.py            # writes fuzz/corpus/{zip_index,zip_rewrite,plan_parse}/
+    python3 fuzz/seeds.py            # writes fuzz/corpus/{zip_index,zip_rewrite,plan_parse,pipeline}/
 
 Zips are built byte by byte (struct) so every feature is present exactly as intended:
 stored, deflated, data descriptors (with and without signature), zip64 (extra fields
@@ -13,6 +13,7 @@ archives written by a real tool. Only the standard library is used.
 
 import io
 import os
+import random
 import struct
 import sys
 import zipfile
@@ -191,6 +192,23 @@ PLANS = {
 }
 
 
+def pipeline_seeds():
+    """Inputs for the pipeline target, which builds its plan and archive from choice
+    bytes (byte 0: length of the plan section; then plan choices; then archive
+    choices): fixed pseudo-random choice streams of several shapes, so the first runs
+    already cover many step kinds and entry layouts. Exhausted choices are 0, the
+    common valid option, so even the short seeds are complete plans and archives."""
+    rng = random.Random(20240615)
+    seeds = {"empty": b"", "zero-plan": b"\x00" + bytes(range(64))}
+    for i in range(24):
+        plan_len = rng.choice([8, 16, 32, 48, 64, 96, 128, 200])
+        plan = bytes(rng.randrange(256) for _ in range(plan_len))
+        zlen = rng.choice([0, 4, 16, 32, 64, 128])
+        zpart = bytes(rng.randrange(256) for _ in range(zlen))
+        seeds[f"rand-{i:02d}"] = bytes([plan_len]) + plan + zpart
+    return seeds
+
+
 def write(target, name, data):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -208,8 +226,12 @@ def main():
             write(t, name, data)
     for name, text in PLANS.items():
         write("plan_parse", name, text.encode())
+    seeds = pipeline_seeds()
+    for name, data in seeds.items():
+        write("pipeline", name, data)
     print(f"wrote {len(z)} zips to corpus/zip_index and corpus/zip_rewrite, "
-          f"{len(PLANS)} plans to corpus/plan_parse (under {CORPUS})", file=sys.stderr)
+          f"{len(PLANS)} plans to corpus/plan_parse, {len(seeds)} inputs to corpus/pipeline "
+          f"(under {CORPUS})", file=sys.stderr)
 
 
 if __name__ == "__main__":
