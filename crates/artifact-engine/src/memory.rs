@@ -5,11 +5,15 @@
 use bytes::Bytes;
 use rayon::prelude::*;
 
-use crate::entry::{compressed_data, process_entry, EntryError, ManifestRow, Processed};
+use crate::entry::{
+    check_transform_size, compressed_data, planned_meta, process_entry, EntryError, ManifestRow,
+    Processed,
+};
 use crate::links::check_symlink;
-use crate::plan::{layout_output_kinds, EntryKind, Export, Plan};
-use crate::zip::read::{index_bytes_with, region_ends};
-use crate::zip::ZipWriter;
+use crate::plan::{layout_output_kinds, EntryKind, EntryPlan, Export, OutputPlan, Plan};
+use crate::streamed::{streamable, EntryStreamer, StreamedEntry};
+use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
+use crate::zip::{EntryMeta, ZipWriter};
 use crate::ZipError;
 
 /// Summary of a rewrite.
@@ -44,7 +48,7 @@ pub fn rewrite(
         .collect();
     let layout = layout_output_kinds(op, &[names]).map_err(ZipError::Malformed)?;
     let bytes = Bytes::copy_from_slice(archive);
-    let outputs: Vec<Processed> = layout
+    let outputs: Vec<Done> = layout
         .entries
         .par_iter()
         .map(|p| {
@@ -53,7 +57,11 @@ pub fn rewrite(
             if e.is_symlink() {
                 check_symlink(e, &p.plan, &compressed_data(e, &region)?)?;
             }
-            process_entry(e, region, op, &p.plan, max_transform_size)
+            let too_big = check_transform_size(e, max_transform_size).is_err();
+            if too_big && streamable(op, &p.plan, e) {
+                return stream_entry(e, &region, op, &p.plan);
+            }
+            process_entry(e, region, op, &p.plan, max_transform_size).map(Done::Entry)
         })
         .collect::<Result<_, EntryError>>()?;
     let mut w = ZipWriter::new();
@@ -63,11 +71,20 @@ pub fn rewrite(
         ..Default::default()
     };
     let mut rows: Vec<ManifestRow> = Vec::new();
-    for p in outputs {
+    for done in outputs {
+        stats.entries += 1;
+        let p = match done {
+            Done::Entry(p) => p,
+            Done::Streamed(meta, data, s) => {
+                out.extend_from_slice(&w.local_header_streamed(&meta)?);
+                out.extend_from_slice(&data);
+                out.extend_from_slice(&w.end_streamed(s.crc32, s.compressed, s.uncompressed)?);
+                continue;
+            }
+        };
         out.extend_from_slice(&w.local_header(&p.output.meta)?);
         out.extend_from_slice(&p.output.data);
         w.end_entry(p.output.data.len() as u64)?;
-        stats.entries += 1;
         stats.raw += p.output.raw as u64;
         stats.exports.extend(p.exports);
         rows.extend(p.manifest);
@@ -82,4 +99,29 @@ pub fn rewrite(
     }
     out.extend_from_slice(&w.finish(b"")?);
     Ok((out, stats))
+}
+
+/// An entry ready for the writer: processed whole, or transformed as it streamed
+/// (written with a data descriptor).
+enum Done {
+    Entry(Processed),
+    Streamed(EntryMeta, Vec<u8>, StreamedEntry),
+}
+
+/// Transforms an entry too large to hold whole as the streaming worker does (the
+/// in-memory path feeds it in one piece; the steps cannot tell the difference).
+fn stream_entry(
+    e: &CdEntry,
+    region: &Bytes,
+    op: &OutputPlan,
+    ep: &EntryPlan,
+) -> Result<Done, EntryError> {
+    let steps = op
+        .stream_steps(&ep.ops, e.uncompressed_size)
+        .expect("streamable checked the steps");
+    let mut s = EntryStreamer::new(e, &ep.name, steps, ep.level.unwrap_or(6))?;
+    let mut data = s.push(&compressed_data(e, region)?)?.to_vec();
+    let (tail, summary) = s.finish()?;
+    data.extend_from_slice(&tail);
+    Ok(Done::Streamed(planned_meta(e, ep), data, summary))
 }

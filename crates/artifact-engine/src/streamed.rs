@@ -15,8 +15,22 @@ use flate2::Compression;
 
 use crate::entry::EntryError;
 use crate::plan::stream::StreamSteps;
+use crate::plan::{EntryPlan, OutputPlan};
 use crate::zip::read::{CdEntry, METHOD_DEFLATED, METHOD_STORED};
 use crate::ZipError;
+
+/// True when entry `e`, planned as `ep`, can be transformed as it streams: every
+/// step is `template` or a literal `replace`, the output is deflated (a data
+/// descriptor is fine there), and nothing needs the whole new content (a manifest
+/// hash) or is a link. Callers stream such an entry when it is too large to hold.
+pub fn streamable(op: &OutputPlan, ep: &EntryPlan, e: &CdEntry) -> bool {
+    !ep.ops.is_empty()
+        && !ep.hash
+        && !e.is_symlink()
+        && matches!(e.method, METHOD_STORED | METHOD_DEFLATED)
+        && ep.method.is_none_or(|m| m == METHOD_DEFLATED)
+        && op.stream_steps(&ep.ops, e.uncompressed_size).is_some()
+}
 
 /// What a streamed entry became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

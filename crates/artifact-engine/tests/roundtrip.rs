@@ -195,3 +195,25 @@ fn a_ratio_bomb_is_refused_before_inflation() {
     let lenient = r#"{"limits": {"max_ratio": 2000}}"#;
     assert!(rewrite(&zeros, &plan(lenient), 1 << 20).is_ok());
 }
+
+#[test]
+fn entries_past_the_limit_stream_through_template_and_are_refused_by_whole_steps() {
+    let text: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("v{i}=${{V}}\n").into_bytes())
+        .collect();
+    let z = make_zip(&[("big.txt".to_string(), text.clone(), true)]);
+    let streaming = plan(r#"{"variables":{"V":"9"},"steps":[{"template":{"files":["*.txt"]}}]}"#);
+    let (out, stats) = rewrite(&z, &streaming, 1024).unwrap();
+    assert_eq!(stats.raw, 0);
+    let mut a = zip::ZipArchive::new(Cursor::new(out)).unwrap();
+    let mut got = String::new();
+    a.by_index(0).unwrap().read_to_string(&mut got).unwrap();
+    assert_eq!(got, String::from_utf8(text).unwrap().replace("${V}", "9"));
+    let whole =
+        plan(r#"{"steps":[{"replace":{"files":["*.txt"],"regex":"v(\\d)","with":"w$1"}}]}"#);
+    let err = rewrite(&z, &whole, 1024).unwrap_err().to_string();
+    assert!(
+        err.contains("big.txt") && err.contains("cannot be"),
+        "{err}"
+    );
+}

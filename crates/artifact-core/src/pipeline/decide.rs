@@ -16,9 +16,8 @@ use std::sync::Arc;
 use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
-use artifact_engine::plan::{layout_output_kinds, EntryKind, EntryPlan, OutputPlan, Planned};
-use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
-use artifact_engine::zip::CdEntry;
+use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Planned};
+use artifact_engine::streamed::streamable;
 
 use super::InputRef;
 use crate::config::Settings;
@@ -95,16 +94,4 @@ pub(super) fn decide(
         wants,
         dropped: layout.dropped,
     })
-}
-
-/// True when entry `e` can be transformed as it streams: every step is `template`
-/// or a literal `replace`, the output is deflated (a data descriptor is fine there),
-/// and nothing needs the whole new content (a manifest hash) or is a link.
-pub(super) fn streamable(op: &OutputPlan, ep: &EntryPlan, e: &CdEntry) -> bool {
-    !ep.ops.is_empty()
-        && !ep.hash
-        && !e.is_symlink()
-        && matches!(e.method, METHOD_STORED | METHOD_DEFLATED)
-        && ep.method.is_none_or(|m| m == METHOD_DEFLATED)
-        && op.stream_steps(&ep.ops, e.uncompressed_size).is_some()
 }
