@@ -6,7 +6,9 @@
 //!
 //! Environment: see `artifact_core::config` (memory, threads, KMS check, deadline
 //! margin) plus optional `ARTIFACT_WORKER_S3_ENDPOINT`, `ARTIFACT_WORKER_KMS_ENDPOINT`,
-//! `ARTIFACT_WORKER_CODEPIPELINE_ENDPOINT` for testing against local servers.
+//! `ARTIFACT_WORKER_CODEPIPELINE_ENDPOINT` for testing against local servers, and
+//! `ARTIFACT_WORKER_TIMEOUT_S` (default 900): the time assumed left when the runtime
+//! gives no usable deadline (see [`time_left`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -55,11 +57,11 @@ pub async fn run(steps: StepRegistry) -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let worker = worker.clone();
         async move {
-            let left = event
-                .context
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
+            let left = time_left(
+                event.context.deadline,
+                SystemTime::now(),
+                fallback_timeout(),
+            );
             let deadline = Instant::now() + left;
             let request_id = event.context.request_id.clone();
             let handled = worker
@@ -73,4 +75,76 @@ pub async fn run(steps: StepRegistry) -> Result<(), Error> {
         }
     }))
     .await
+}
+
+/// Deadlines below this are not absolute epoch milliseconds (this is 2001-09-09).
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The time assumed left when the runtime's deadline is unusable:
+/// `ARTIFACT_WORKER_TIMEOUT_S`, else Lambda's 15-minute maximum.
+fn fallback_timeout() -> Duration {
+    let secs = std::env::var("ARTIFACT_WORKER_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(900);
+    Duration::from_secs(secs)
+}
+
+/// The time left in this invocation from the runtime's `Lambda-Runtime-Deadline-Ms`.
+/// AWS sends an absolute epoch time in milliseconds, in the future. Local emulators
+/// differ: `cargo lambda watch` sends a relative `600000`, others send nothing (0) or
+/// the invoke time (already past). A small value is taken as relative milliseconds;
+/// a missing or already-past one gives `fallback`, with a warning, instead of
+/// failing every job at once.
+pub fn time_left(deadline_ms: u64, now: SystemTime, fallback: Duration) -> Duration {
+    let now_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64;
+    match deadline_ms {
+        0 => {
+            tracing::warn!(
+                fallback_s = fallback.as_secs(),
+                "the runtime sent no deadline"
+            );
+            fallback
+        }
+        ms if ms < EPOCH_MS_FLOOR => {
+            tracing::warn!(
+                ms,
+                "the runtime sent a relative deadline; taking it as milliseconds left"
+            );
+            Duration::from_millis(ms)
+        }
+        ms if ms <= now_ms => {
+            tracing::warn!(
+                behind_ms = now_ms - ms,
+                fallback_s = fallback.as_secs(),
+                "the runtime's deadline has already passed at invocation start"
+            );
+            fallback
+        }
+        ms => Duration::from_millis(ms - now_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_from_aws_and_emulators() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_000);
+        let fb = Duration::from_secs(900);
+        // AWS: absolute, 14 minutes ahead.
+        assert_eq!(
+            time_left(1_764_000_840_000, now, fb),
+            Duration::from_secs(840)
+        );
+        // cargo lambda watch: relative 600000.
+        assert_eq!(time_left(600_000, now, fb), Duration::from_secs(600));
+        // No header, or the invoke time (already past): the fallback.
+        assert_eq!(time_left(0, now, fb), fb);
+        assert_eq!(time_left(1_763_999_999_000, now, fb), fb);
+    }
 }
