@@ -24,6 +24,23 @@ async fn small_job_bucket(prefix: &str) -> (String, artifact_core::event::Artifa
     (bucket, s.session_credentials().await)
 }
 
+/// The event of a job reading `in.zip` and writing `out.zip` in `bucket`.
+fn copy_event(
+    job: &str,
+    bucket: &str,
+    creds: &artifact_core::event::ArtifactCredentials,
+    params: Option<&str>,
+) -> serde_json::Value {
+    event(
+        job,
+        &[("In", bucket, "in.zip")],
+        &[("Out", bucket, "out.zip")],
+        params,
+        creds,
+        None,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_message_is_cut_by_utf16_units_and_accepted() {
     let s = stack();
@@ -35,14 +52,7 @@ async fn failure_message_is_cut_by_utf16_units_and_accepted() {
     let job = job_id();
     // An unknown step named with 3,000 astral characters: the plan error quotes it.
     let params = format!(r#"{{"steps": [{{"{}": 1}}]}}"#, "𝄞".repeat(3000));
-    let ev = event(
-        &job,
-        &[("In", &bucket, "in.zip")],
-        &[("Out", &bucket, "out.zip")],
-        Some(&params),
-        &creds,
-        None,
-    );
+    let ev = copy_event(&job, &bucket, &creds, Some(&params));
     let handled = worker.handle(ev, far(), None).await.expect("reported");
     assert_eq!(handled.reported, Reported::Sent);
     let result = cp.result_for(&job).expect("a failure was recorded");
@@ -61,14 +71,7 @@ async fn rejected_success_report_becomes_a_failure_report() {
     let worker = s.worker(&cp, Settings::default()).await;
     let (bucket, creds) = small_job_bucket("reject").await;
     let job = job_id();
-    let ev = event(
-        &job,
-        &[("In", &bucket, "in.zip")],
-        &[("Out", &bucket, "out.zip")],
-        None,
-        &creds,
-        None,
-    );
+    let ev = copy_event(&job, &bucket, &creds, None);
     // CodePipeline refuses the success for good (the action's variables overflow).
     cp.fail_next(
         1,
@@ -95,14 +98,7 @@ async fn job_not_found_is_final() {
     let worker = s.worker(&cp, Settings::default()).await;
     let (bucket, creds) = small_job_bucket("notfound").await;
     let job = job_id();
-    let ev = event(
-        &job,
-        &[("In", &bucket, "in.zip")],
-        &[("Out", &bucket, "out.zip")],
-        None,
-        &creds,
-        None,
-    );
+    let ev = copy_event(&job, &bucket, &creds, None);
     cp.fail_next(1, Fault::new(400, "JobNotFoundException", "No job"));
     let handled = worker
         .handle(ev, far(), None)
@@ -120,14 +116,7 @@ async fn throttled_reports_are_retried_until_taken() {
     let worker = s.worker(&cp, Settings::default()).await;
     let (bucket, creds) = small_job_bucket("throttle").await;
     let job = job_id();
-    let ev = event(
-        &job,
-        &[("In", &bucket, "in.zip")],
-        &[("Out", &bucket, "out.zip")],
-        None,
-        &creds,
-        None,
-    );
+    let ev = copy_event(&job, &bucket, &creds, None);
     // More throttles than the SDK's own three attempts absorb.
     cp.fail_next(7, Fault::throttling());
     let handled = worker.handle(ev, far(), None).await.expect("reported");
@@ -220,14 +209,7 @@ async fn a_panicking_custom_step_is_reported_and_leaves_nothing() {
     let (bucket, creds) = small_job_bucket("panic").await;
     let job = job_id();
     let params = r#"{"steps": [{"custom": {"name": "explode", "files": ["a.txt"]}}]}"#;
-    let ev = event(
-        &job,
-        &[("In", &bucket, "in.zip")],
-        &[("Out", &bucket, "out.zip")],
-        Some(params),
-        &creds,
-        None,
-    );
+    let ev = copy_event(&job, &bucket, &creds, Some(params));
     let handled = worker.handle(ev, far(), None).await.expect("reported");
     let (kind, message) = handled.result.expect_err("a failure");
     assert_eq!(kind, FailureType::JobFailed);

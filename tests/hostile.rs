@@ -107,6 +107,32 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     cases
 }
 
+/// Runs `ev` through the runner binary at `--memory-mb 256` against the stack;
+/// returns the exit code and the `--json` report.
+fn run_runner(ev: &serde_json::Value) -> (Option<i32>, serde_json::Value) {
+    let s = stack();
+    let path = std::env::temp_dir().join(format!("{}.json", unique("event")));
+    std::fs::write(&path, serde_json::to_vec(ev).unwrap()).unwrap();
+    let out = Command::new(runner_binary())
+        .arg("run")
+        .arg(&path)
+        .args([
+            "--json",
+            "--memory-mb",
+            "256",
+            "--s3-endpoint",
+            &s.s3_endpoint,
+        ])
+        .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "nope")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
 #[test]
 fn hostile_archives_fail_typed_clean_and_within_memory() {
     let s = stack();
@@ -129,27 +155,9 @@ fn hostile_archives_fail_typed_clean_and_within_memory() {
             &creds,
             None,
         );
-        let path = std::env::temp_dir().join(format!("{}.json", unique("hostile")));
-        std::fs::write(&path, serde_json::to_vec(&ev).unwrap()).unwrap();
-        let out = Command::new(runner_binary())
-            .arg("run")
-            .arg(&path)
-            .args([
-                "--json",
-                "--memory-mb",
-                "256",
-                "--s3-endpoint",
-                &s.s3_endpoint,
-            ])
-            .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "nope")
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(3), "{what}: {stdout}");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["failure"]["type"], want_type, "{what}: {stdout}");
+        let (code, v) = run_runner(&ev);
+        assert_eq!(code, Some(3), "{what}: {v}");
+        assert_eq!(v["failure"]["type"], want_type, "{what}: {v}");
         let message = v["failure"]["message"].as_str().unwrap();
         assert!(message.contains(want_text), "{what}: {message}");
         assert!(
@@ -242,24 +250,7 @@ fn a_templated_entry_past_the_memory_limit_streams_within_memory() {
         &creds,
         None,
     );
-    let path = std::env::temp_dir().join(format!("{}.json", unique("stream")));
-    std::fs::write(&path, serde_json::to_vec(&ev).unwrap()).unwrap();
-    let out = Command::new(runner_binary())
-        .arg("run")
-        .arg(&path)
-        .args([
-            "--json",
-            "--memory-mb",
-            "256",
-            "--s3-endpoint",
-            &s.s3_endpoint,
-        ])
-        .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "nope")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, v) = run_runner(&ev);
     assert_eq!(v["status"], "Succeeded", "{v}");
     let rss_mib = v["peakRssKib"].as_u64().unwrap() / 1024;
     assert!(rss_mib < 256, "peak RSS {rss_mib} MiB");

@@ -123,29 +123,8 @@ impl ZipWriter {
     /// The local header for `meta`; the caller must follow it with exactly
     /// `meta.compressed_size` data bytes and then call [`Self::end_entry`].
     pub fn local_header(&mut self, meta: &EntryMeta) -> Result<Bytes, ZipError> {
-        if let Some((m, _, _)) = &self.open_streamed {
-            return Err(ZipError::Writer(format!(
-                "entry {:?} was not ended before {:?}",
-                m.name, meta.name
-            )));
-        }
-        if let Some((name, _)) = &self.open_entry {
-            return Err(ZipError::Writer(format!(
-                "entry {name:?} was not ended before {:?}",
-                meta.name
-            )));
-        }
-        crate::zip::read::validate_name(&meta.name).map_err(|why| ZipError::BadName {
-            name: meta.name.clone(),
-            why,
-        })?;
+        self.check_can_start(meta)?;
         let name = meta.name.as_bytes();
-        if name.len() > u16::MAX as usize {
-            return Err(ZipError::BadName {
-                name: meta.name.clone(),
-                why: "longer than 65,535 bytes".into(),
-            });
-        }
         let (date, time) = clamp_dos(meta.dos_date, meta.dos_time);
         let flags = if meta.name.is_ascii() { 0 } else { FLAG_UTF8 };
         let big_sizes = meta.compressed_size >= U32_MAX || meta.uncompressed_size >= U32_MAX;
@@ -187,6 +166,33 @@ impl ZipWriter {
         self.entries += 1;
         self.open_entry = Some((meta.name.clone(), self.offset + meta.compressed_size));
         Ok(h.freeze())
+    }
+
+    /// Refuses to start `meta` while another entry is open, or under a name the
+    /// rules or the format do not allow.
+    fn check_can_start(&self, meta: &EntryMeta) -> Result<(), ZipError> {
+        let open = self
+            .open_entry
+            .as_ref()
+            .map(|(n, _)| n)
+            .or(self.open_streamed.as_ref().map(|(m, _, _)| &m.name));
+        if let Some(name) = open {
+            return Err(ZipError::Writer(format!(
+                "entry {name:?} was not ended before {:?}",
+                meta.name
+            )));
+        }
+        crate::zip::read::validate_name(&meta.name).map_err(|why| ZipError::BadName {
+            name: meta.name.clone(),
+            why,
+        })?;
+        if meta.name.len() > u16::MAX as usize {
+            return Err(ZipError::BadName {
+                name: meta.name.clone(),
+                why: "longer than 65,535 bytes".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Appends the central-directory record of an entry whose local header is at
@@ -240,23 +246,8 @@ impl ZipWriter {
     /// an upper-bound hint that decides zip64 (its CRC and sizes are ignored). The
     /// caller writes the data, then calls [`Self::end_streamed`] for the descriptor.
     pub fn local_header_streamed(&mut self, meta: &EntryMeta) -> Result<Bytes, ZipError> {
-        if self.open_entry.is_some() || self.open_streamed.is_some() {
-            return Err(ZipError::Writer(format!(
-                "an entry was not ended before {:?}",
-                meta.name
-            )));
-        }
-        crate::zip::read::validate_name(&meta.name).map_err(|why| ZipError::BadName {
-            name: meta.name.clone(),
-            why,
-        })?;
+        self.check_can_start(meta)?;
         let name = meta.name.as_bytes();
-        if name.len() > u16::MAX as usize {
-            return Err(ZipError::BadName {
-                name: meta.name.clone(),
-                why: "longer than 65,535 bytes".into(),
-            });
-        }
         let (date, time) = clamp_dos(meta.dos_date, meta.dos_time);
         let flags = FLAG_DATA_DESCRIPTOR | if meta.name.is_ascii() { 0 } else { FLAG_UTF8 };
         // Output may grow past the input (steps are capped at 4x + 1 MiB).
