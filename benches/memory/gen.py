@@ -8,7 +8,7 @@
               refused from its declared size before it is read (or streamed, once
               template streams): the process must never hold it
   tiny        500,000 entries of 8..64 bytes (a large central directory)
-  big         ~2 GB: 6 x 300 MiB incompressible stored binaries plus 2,000 small
+  big         ~2.2 GB: 7 x 300 MiB incompressible stored binaries plus 2,000 small
               deflated JSON files that the job templates
 
 Deterministic: same bytes every run; an existing file is kept.
@@ -52,7 +52,7 @@ def tiny(path):
 def big(path):
     rnd = random.Random(11)
     with zipfile.ZipFile(path, "w", allowZip64=True) as z:
-        for b in range(6):
+        for b in range(7):
             info = zipfile.ZipInfo(f"bin/blob{b}.bin", (2024, 1, 1, 0, 0, 0))
             with z.open(info, "w", force_zip64=True) as f:
                 for _ in range(300):
