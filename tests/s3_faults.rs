@@ -191,3 +191,32 @@ async fn an_input_replaced_mid_job_is_revision_out_of_sync() {
     assert_eq!(err.kind, StoreErrorKind::Changed, "{err}");
     s.remove_bucket(&bucket).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_complete_response_still_completes_the_output() {
+    // The server completes the upload but the response is lost (500); the retry is
+    // told NoSuchUpload (as S3-compatible servers answer for a completed upload).
+    // The object is there with the size written, so the job succeeds, and the output
+    // is checked byte for byte.
+    let complete = |action| Rule {
+        method: "POST",
+        query_has: "uploadId=",
+        ranged: None,
+        min_body: 0,
+        times: 1,
+        action,
+    };
+    let o = run_with_faults(vec![
+        complete(Action::LoseResponse {
+            status: 500,
+            code: "InternalError",
+        }),
+        complete(Action::Status {
+            status: 404,
+            code: "NoSuchUpload",
+        }),
+    ])
+    .await;
+    assert_eq!(o.faults, 2);
+    assert!(o.result.is_ok(), "{:?}", o.result);
+}

@@ -36,6 +36,15 @@ pub enum Action {
         /// How long nothing is sent.
         pause: Duration,
     },
+    /// Forward the request (the server acts on it), then answer with this status
+    /// and S3 error code instead of the server's response: a response lost after
+    /// the server acted.
+    LoseResponse {
+        /// HTTP status.
+        status: u16,
+        /// S3 error code, e.g. `InternalError`.
+        code: &'static str,
+    },
     /// Answer with this status and S3 error code; the server never sees the request.
     Status {
         /// HTTP status.
@@ -45,7 +54,8 @@ pub enum Action {
     },
 }
 
-/// Which requests a fault applies to, and how many times.
+/// Which requests a fault applies to, and how many times. Rules matching the same
+/// requests apply in the order they were added, each for its `times`.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// HTTP method, e.g. `GET`.
@@ -141,18 +151,25 @@ fn take_rule(
     body_len: Option<usize>,
 ) -> Option<Action> {
     let mut st = state.lock().unwrap();
+    // Only the first live rule for a request applies (rules for the same requests
+    // run in sequence), at its phase: before forwarding for `Status`, after it for
+    // the others.
     let i = st.rules.iter().position(|r| {
         r.times > 0
             && r.method == method
             && query.contains(r.query_has)
             && r.ranged.is_none_or(|want| want == ranged)
-            && match (&r.action, body_len) {
-                (Action::Status { .. }, None) => true,
-                (Action::Status { .. }, Some(_)) => false,
-                (_, None) => false,
-                (_, Some(n)) => n > r.min_body,
-            }
     })?;
+    let r = &st.rules[i];
+    let applies = match (&r.action, body_len) {
+        (Action::Status { .. }, None) => true,
+        (Action::Status { .. }, Some(_)) => false,
+        (_, None) => false,
+        (_, Some(n)) => n > r.min_body,
+    };
+    if !applies {
+        return None;
+    }
     st.rules[i].times -= 1;
     st.faults_applied += 1;
     Some(st.rules[i].action.clone())
@@ -195,6 +212,7 @@ async fn handle(
             ]);
             BoxBody::new(StreamBody::new(frames))
         }
+        Some(Action::LoseResponse { status, code }) => return s3_error(status, code),
         Some(Action::Stall { after, pause }) => {
             let (head, rest) = (body.slice(..after), body.slice(after..));
             let frames = futures::stream::unfold(0u8, move |step| {

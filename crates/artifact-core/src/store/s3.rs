@@ -402,6 +402,7 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         parts: &[CompletedPart],
     ) -> Result<(), StoreError> {
+        let parts_total: u64 = parts.iter().map(|p| p.size).sum();
         let parts = parts
             .iter()
             .map(|p| {
@@ -414,7 +415,7 @@ impl ObjectStore for S3Store {
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(parts))
             .build();
-        with_retries(|| {
+        let done = with_retries(|| {
             let req = self
                 .client
                 .complete_multipart_upload()
@@ -428,8 +429,20 @@ impl ObjectStore for S3Store {
                     .map_err(|e| classify("CompleteMultipartUpload", loc, e))
             }
         })
-        .await?;
-        Ok(())
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            // A retry (ours or the SDK's) after a Complete whose response was lost
+            // finds the upload gone: the object is there, with the size written.
+            Err(e) if e.kind == StoreErrorKind::NotFound => match self.head(loc).await {
+                Ok(info) if info.size == parts_total => {
+                    tracing::warn!(location = %loc, "CompleteMultipartUpload answered NoSuchUpload after the object was completed");
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn abort_multipart(&self, loc: &S3Location, upload_id: &str) -> Result<(), StoreError> {
