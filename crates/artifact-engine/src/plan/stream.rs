@@ -14,11 +14,8 @@ use std::collections::BTreeMap;
 
 use memchr::memmem;
 
-use super::text::{output_limit, valid_var_name};
+use super::text::{output_limit, template_var, TEMPLATE_LOOKAHEAD};
 use super::{ContentOp, OutputPlan, Step, TransformError, TransformErrorKind};
-
-/// How far past `${` a template looks for the closing `}`.
-const TEMPLATE_LOOKAHEAD: usize = 256;
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -175,14 +172,7 @@ fn template(
             out.extend_from_slice(&buf[done..start]);
             return Ok((out, start));
         }
-        let rest = &buf[start + 2..];
-        let var = rest
-            .iter()
-            .take(TEMPLATE_LOOKAHEAD)
-            .position(|&b| b == b'}')
-            .and_then(|e| std::str::from_utf8(&rest[..e]).ok())
-            .filter(|v| valid_var_name(v));
-        let Some(var) = var else {
+        let Some(var) = template_var(&buf[start + 2..]) else {
             at = start + 2;
             continue;
         };

@@ -167,6 +167,22 @@ fn unknown_group(written: &str, name: &str, braced: bool, group_count: usize) ->
     )
 }
 
+/// How far past `${` a template looks for the closing `}`.
+pub const TEMPLATE_LOOKAHEAD: usize = 256;
+
+/// The variable named by the bytes after a `${`: up to a `}` within
+/// [`TEMPLATE_LOOKAHEAD`] bytes, and a valid name; `None` when the `${` starts no
+/// placeholder. Shared by the whole-entry and the streaming template.
+pub fn template_var(rest: &[u8]) -> Option<&str> {
+    let end = rest
+        .iter()
+        .take(TEMPLATE_LOOKAHEAD)
+        .position(|&b| b == b'}')?;
+    std::str::from_utf8(&rest[..end])
+        .ok()
+        .filter(|v| valid_var_name(v))
+}
+
 /// True for `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn valid_var_name(v: &str) -> bool {
     let mut c = v.chars();
@@ -208,12 +224,7 @@ pub fn template_capped(
     let (mut last, mut at) = (0, 0);
     while let Some(p) = finder.find(&data[at..]) {
         let start = at + p;
-        let rest = &data[start + 2..];
-        let end = rest.iter().take(256).position(|&b| b == b'}');
-        let var = end
-            .and_then(|e| std::str::from_utf8(&rest[..e]).ok())
-            .filter(|v| valid_var_name(v));
-        let Some(var) = var else {
+        let Some(var) = template_var(&data[start + 2..]) else {
             at = start + 2;
             continue;
         };
