@@ -111,6 +111,9 @@ pub enum JobError {
     /// A bug (panic) — reported rather than leaving the pipeline hanging.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A continued job could not go on from its checkpoint.
+    #[error(transparent)]
+    Continuation(#[from] crate::continuation::ContinuationError),
 }
 
 impl JobError {
@@ -142,6 +145,7 @@ impl JobError {
             JobError::CredentialsExpired(_) => PermissionError,
             JobError::Deadline(_) => SystemUnavailable,
             JobError::Internal(_) => JobFailed,
+            JobError::Continuation(e) => e.failure_type(),
             JobError::Artifact { side, cause, .. } => match &**cause {
                 ArtifactCause::Store(s) => match (s.kind, side) {
                     (StoreErrorKind::NotFound, Side::Input) => RevisionUnavailable,

@@ -9,6 +9,7 @@
 pub mod bridge;
 pub mod clients;
 pub mod config;
+pub mod continuation;
 pub mod error;
 pub mod event;
 pub mod job;

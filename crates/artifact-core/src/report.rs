@@ -120,18 +120,22 @@ impl Reporter {
     }
 
     /// PutJobSuccessResult, retried on throttling and outages until `deadline`.
+    /// With `continuation` (token, percent complete) the job goes on in a new job:
+    /// the token and progress are sent, and no output variables (CodePipeline
+    /// accepts them only on the final result).
     pub async fn success(
         &self,
         job_id: &str,
         variables: &BTreeMap<String, String>,
         summary: &str,
         external_id: &str,
+        continuation: Option<(&str, i32)>,
         deadline: Instant,
     ) -> Result<Reported, ReportError> {
         let details = ExecutionDetails::builder()
             .summary(truncate_utf16(summary, 2048))
             .external_execution_id(truncate_utf16(external_id, 1500))
-            .percent_complete(100)
+            .percent_complete(continuation.map_or(100, |(_, p)| p.clamp(0, 100)))
             .build();
         let send = || {
             let mut req = self
@@ -139,7 +143,9 @@ impl Reporter {
                 .put_job_success_result()
                 .job_id(job_id)
                 .execution_details(details.clone());
-            if !variables.is_empty() {
+            if let Some((token, _)) = continuation {
+                req = req.continuation_token(token);
+            } else if !variables.is_empty() {
                 req = req.set_output_variables(Some(variables.clone().into_iter().collect()));
             }
             async move { classify(req.send().await.map(|_| ())) }

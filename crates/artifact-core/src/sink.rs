@@ -26,9 +26,16 @@ use crate::event::S3Location;
 use crate::store::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
 
 /// What a job must undo if it fails: its open multipart uploads (and nothing else).
+///
+/// Uploads an earlier invocation opened (a continued job's) are kept apart: they are
+/// aborted only once CodePipeline has taken this job's failure report
+/// ([`Cleanup::run_continued`]), because a duplicate delivery of an event that was
+/// already handled must not abort the upload the next invocation goes on with.
 #[derive(Debug, Default)]
 pub struct Cleanup {
     uploads: Mutex<Vec<(S3Location, String)>>,
+    continued: Mutex<Vec<(S3Location, String)>>,
+    states: Mutex<Vec<S3Location>>,
 }
 
 impl Cleanup {
@@ -40,6 +47,43 @@ impl Cleanup {
     }
     fn remove_upload(&self, id: &str) {
         self.uploads.lock().unwrap().retain(|(_, u)| u != id);
+        self.continued.lock().unwrap().retain(|(_, u)| u != id);
+    }
+    /// Records an upload an earlier invocation opened (see the type's doc).
+    pub fn add_continued_upload(&self, loc: &S3Location, id: &str) {
+        let mut list = self.continued.lock().unwrap();
+        if !list.iter().any(|(_, u)| u == id) {
+            list.push((loc.clone(), id.to_string()));
+        }
+    }
+    /// Leaves an upload open on purpose (a checkpoint continues it later).
+    pub fn keep_upload(&self, id: &str) {
+        self.remove_upload(id);
+    }
+    /// Records a checkpoint state object this job read or wrote, to delete should
+    /// the job fail (see [`Cleanup::run_continued`]).
+    pub fn add_continued_state(&self, loc: &S3Location) {
+        self.states.lock().unwrap().push(loc.clone());
+    }
+    /// Aborts the uploads earlier invocations opened and deletes the job's state
+    /// objects, once this job's failure was reported; a missing upload (already
+    /// completed or aborted) is no problem.
+    pub async fn run_continued(&self, store: &dyn ObjectStore) -> Vec<StoreError> {
+        let uploads = std::mem::take(&mut *self.continued.lock().unwrap());
+        let mut problems = Vec::new();
+        for (loc, id) in uploads {
+            match store.abort_multipart(&loc, &id).await {
+                Err(e) if e.kind != StoreErrorKind::NotFound => problems.push(e),
+                _ => {}
+            }
+        }
+        let states = std::mem::take(&mut *self.states.lock().unwrap());
+        for loc in states {
+            if let Err(e) = store.delete(&loc).await {
+                problems.push(e);
+            }
+        }
+        problems
     }
     /// Uploads still open.
     pub fn open_uploads(&self) -> Vec<(S3Location, String)> {
@@ -48,9 +92,13 @@ impl Cleanup {
     /// Aborts open uploads. Returns problems met on the way (they are logged; the
     /// job failure is reported regardless).
     pub async fn run(&self, store: &dyn ObjectStore) -> Vec<StoreError> {
+        let continued = self.continued.lock().unwrap().clone();
         let uploads = std::mem::take(&mut *self.uploads.lock().unwrap());
         let mut problems = Vec::new();
         for (loc, id) in uploads {
+            if continued.iter().any(|(_, u)| *u == id) {
+                continue; // aborted only after the failure report: see run_continued
+            }
             if let Err(e) = store.abort_multipart(&loc, &id).await {
                 problems.push(e);
             }
@@ -60,7 +108,7 @@ impl Cleanup {
 }
 
 /// What was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SinkSummary {
     /// Object size.
     pub bytes: u64,
@@ -68,6 +116,25 @@ pub struct SinkSummary {
     pub sha256: String,
     /// Parts used (0 for a single PutObject).
     pub parts: usize,
+}
+
+/// A sink stopped between entries, to go on in a later invocation: the open upload,
+/// its completed parts, the bytes of the part in progress (never uploaded early, so
+/// part boundaries depend only on the output's bytes) and the running SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkState {
+    /// The multipart upload, once one was started.
+    pub upload_id: Option<String>,
+    /// Parts completed, by number.
+    pub parts: Vec<CompletedPart>,
+    /// The next part's number.
+    pub next_part: i32,
+    /// Bytes written so far (parts plus `pending`).
+    pub total: u64,
+    /// Bytes of the part in progress.
+    pub pending: Bytes,
+    /// The SHA-256 state after the completed parts (`pending` is not in it yet).
+    pub sha256_state: Vec<u8>,
 }
 
 /// An output object being written.
@@ -128,9 +195,95 @@ impl Sink {
         }
     }
 
+    /// A sink that goes on from `state` (see [`Sink::suspend`]); its upload is
+    /// recorded in `cleanup` as one an earlier invocation opened.
+    pub fn resume(
+        store: Arc<dyn ObjectStore>,
+        loc: S3Location,
+        enc: Encryption,
+        settings: Settings,
+        cleanup: Arc<Cleanup>,
+        pool: Arc<rayon::ThreadPool>,
+        state: SinkState,
+    ) -> Result<Self, String> {
+        let hasher = sha256_from_state(&state.sha256_state)?;
+        let parts_bytes: u64 = state.parts.iter().map(|p| p.size).sum();
+        if parts_bytes + state.pending.len() as u64 != state.total
+            || state.next_part as usize != state.parts.len() + 1
+        {
+            return Err(format!(
+                "the checkpoint's parts ({} bytes in {} parts, next part {}) and pending \
+                 bytes ({}) do not add up to the {} bytes it says were written",
+                parts_bytes,
+                state.parts.len(),
+                state.next_part,
+                state.pending.len(),
+                state.total
+            ));
+        }
+        if let Some(id) = &state.upload_id {
+            cleanup.add_upload(&loc, id);
+            cleanup.add_continued_upload(&loc, id);
+        }
+        let mut buf = BytesMut::with_capacity(settings.part_size_for(state.next_part) as usize);
+        buf.extend_from_slice(&state.pending);
+        Ok(Sink {
+            store,
+            loc,
+            enc,
+            settings,
+            cleanup,
+            buf,
+            next_part: state.next_part,
+            upload_id: state.upload_id,
+            inflight: JoinSet::new(),
+            parts: state.parts,
+            total: state.total,
+            sent: parts_bytes,
+            hasher: Some(hasher),
+            pool,
+        })
+    }
+
+    /// Stops between entries: waits for the parts in flight and returns what a later
+    /// invocation needs to go on. The upload stays open (it is removed from the
+    /// cleanup list: the checkpoint owns it now).
+    pub async fn suspend(mut self) -> Result<SinkState, StoreError> {
+        while !self.inflight.is_empty() {
+            self.join_one().await?;
+        }
+        self.parts.sort_by_key(|p| p.number);
+        if let Some(id) = &self.upload_id {
+            self.cleanup.keep_upload(id);
+        }
+        let hasher = self
+            .hasher
+            .take()
+            .expect("the digest is back after each part");
+        Ok(SinkState {
+            upload_id: self.upload_id.take(),
+            parts: std::mem::take(&mut self.parts),
+            next_part: self.next_part,
+            total: self.total,
+            pending: std::mem::take(&mut self.buf).freeze(),
+            sha256_state: sha256_state(&hasher),
+        })
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.total
+    }
+
+    /// Bytes of parts sent but not yet confirmed: what a checkpoint waits for.
+    pub fn in_flight(&self) -> u64 {
+        let confirmed: u64 = self.parts.iter().map(|p| p.size).sum();
+        self.sent - confirmed
+    }
+
+    /// Bytes of the part being filled: what a checkpoint saves in its state.
+    pub fn pending(&self) -> u64 {
+        self.buf.len() as u64
     }
 
     /// Appends bytes to the object.
@@ -282,5 +435,35 @@ impl Sink {
             sha256,
             parts: self.parts.len(),
         })
+    }
+}
+
+/// The SHA-256 state as bytes (the digest's own serialization).
+fn sha256_state(hasher: &Sha256) -> Vec<u8> {
+    use sha2::digest::common::hazmat::SerializableState;
+    hasher.serialize().to_vec()
+}
+
+fn sha256_from_state(bytes: &[u8]) -> Result<Sha256, String> {
+    use sha2::digest::common::hazmat::SerializableState;
+    let state = bytes
+        .try_into()
+        .map_err(|_| format!("a SHA-256 state of {} bytes", bytes.len()))?;
+    Sha256::deserialize(state).map_err(|_| "an invalid SHA-256 state".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_state_round_trips_mid_block() {
+        let mut a = Sha256::new();
+        a.update(b"hello, a block and a half of bytes: 0123456789abcdef0123456789abcdef0123");
+        let mut b = sha256_from_state(&sha256_state(&a)).unwrap();
+        a.update(b" and the rest");
+        b.update(b" and the rest");
+        assert_eq!(a.finalize(), b.finalize());
+        assert!(sha256_from_state(&[1, 2, 3]).is_err());
     }
 }

@@ -95,7 +95,7 @@ pub fn compressed_data(e: &CdEntry, region: &Bytes) -> Result<Bytes, ZipError> {
 }
 
 /// A manifest line: path, uncompressed size, SHA-256 of the content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestRow {
     /// Path in the output.
     pub path: String,

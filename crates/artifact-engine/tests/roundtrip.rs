@@ -217,3 +217,37 @@ fn entries_past_the_limit_stream_through_template_and_are_refused_by_whole_steps
         "{err}"
     );
 }
+
+/// Writes `names` as stored entries into `w`, returning the bytes.
+fn write_stored(w: &mut ZipWriter, names: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in names {
+        let data = name.repeat(3).into_bytes();
+        let crc = crc32fast::hash(&data);
+        let meta = EntryMeta::file(*name, 0, crc, data.len() as u64, data.len() as u64);
+        out.extend_from_slice(&w.local_header(&meta).unwrap());
+        out.extend_from_slice(&data);
+        w.end_entry(data.len() as u64).unwrap();
+    }
+    out
+}
+
+#[test]
+fn a_writer_resumed_from_its_state_writes_the_same_archive() {
+    let names = ["a.txt", "b/c.json", "d.bin"];
+    let mut whole = ZipWriter::new();
+    let mut expected = write_stored(&mut whole, &names);
+    expected.extend_from_slice(&whole.finish(b"").unwrap());
+
+    let mut first = ZipWriter::new();
+    let mut got = write_stored(&mut first, &names[..1]);
+    let mut open = ZipWriter::resume(first.state().unwrap());
+    open.local_header(&EntryMeta::file("open", 0, 0, 0, 0))
+        .unwrap();
+    assert!(open.state().is_none(), "no state while an entry is open");
+    let mut second = ZipWriter::resume(first.state().unwrap());
+    got.extend_from_slice(&write_stored(&mut second, &names[1..]));
+    got.extend_from_slice(&second.finish(b"").unwrap());
+    assert_eq!(got, expected);
+    assert_eq!(read_zip(&got).len(), 3);
+}

@@ -21,10 +21,10 @@ use artifact_core::config::KmsCheck;
 use artifact_core::kms::KeyChecker;
 use artifact_core::report::Reporter;
 use artifact_core::store::local::LocalStore;
-use artifact_core::{Settings, Worker};
+use artifact_core::{Handled, Settings, Worker};
 use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
-use codepipeline_local::{LocalCodePipeline, Outcome};
+use codepipeline_local::{LocalCodePipeline, Outcome, RecordedResult};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,12 +74,27 @@ struct RunArgs {
     /// Transform threads.
     #[arg(long, env = "ARTIFACT_WORKER_THREADS")]
     threads: Option<usize>,
-    /// Seconds the job may run (as the Lambda timeout).
-    #[arg(long, default_value_t = 900)]
-    timeout: u64,
+    /// Seconds each invocation may run (as the Lambda timeout; fractions allowed).
+    /// A job that needs longer checkpoints and continues in a new invocation.
+    #[arg(long, default_value_t = 900.0, value_parser = positive_seconds)]
+    timeout: f64,
+    /// Stop after one invocation, even if the job reported a continuation (its
+    /// token is printed); by default the runner follows continuations as CodePipeline
+    /// does: a new job id per invocation, the token passed in.
+    #[arg(long)]
+    once: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 fn main() -> Result<()> {
@@ -171,21 +186,38 @@ async fn run(args: RunArgs) -> Result<()> {
     let reporter = Reporter::new(codepipeline_client(&base, Some(&cp_endpoint)));
     let worker = Worker::new(settings, stores, kms, reporter);
 
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let mut event = event;
+    let mut invocations = Vec::new();
     let started = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let handled = worker
-        .handle(event, deadline, Some("artifact-runner"))
-        .await?;
+    let (handled, recorded) = loop {
+        let invoked = Instant::now();
+        let handled = worker
+            .handle(event.clone(), invoked + timeout, Some("artifact-runner"))
+            .await?;
+        // What the endpoint recorded (the embedded one), else what was sent.
+        let recorded = match &local_cp {
+            Some(s) => s.result_for(&handled.job_id),
+            None => sent_result(&handled),
+        };
+        invocations.push(invocation_json(&handled, invoked.elapsed()));
+        if !args.json {
+            print_invocation(&handled, invoked.elapsed());
+        }
+        let next = recorded
+            .as_ref()
+            .and_then(|r| codepipeline_local::next_job_event(&event, r));
+        match next {
+            Some(next) if !args.once => event = next,
+            _ => break (handled, recorded),
+        }
+    };
     let elapsed = started.elapsed();
 
-    // Show what the endpoint recorded (the embedded one), else what was sent.
-    let recorded = local_cp
-        .as_ref()
-        .and_then(|s| s.result_for(&handled.job_id));
     if args.json {
         let out = serde_json::json!({
             "jobId": handled.job_id,
-            "status": if handled.result.is_ok() { "Succeeded" } else { "Failed" },
+            "status": status(&handled),
             "reported": format!("{:?}", handled.reported),
             "recorded": recorded,
             "outputs": handled.result.as_ref().ok().map(|s| s.outputs.iter().map(|o| serde_json::json!({
@@ -193,55 +225,123 @@ async fn run(args: RunArgs) -> Result<()> {
                 "transformedEntries": o.transformed_entries, "droppedEntries": o.dropped_entries,
                 "bytes": o.object.bytes, "sha256": o.object.sha256, "parts": o.object.parts,
             })).collect::<Vec<_>>()),
+            "outputVariables": handled.result.as_ref().ok().map(|s| &s.output_variables),
+            "continuationToken": continuation_token(&handled),
             "failure": handled.result.as_ref().err().map(|(t, m)| serde_json::json!({"type": t.as_str(), "message": m})),
+            "invocations": invocations,
             "elapsedSeconds": elapsed.as_secs_f64(),
             "peakRssKib": peak_rss_kib(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        match &handled.result {
-            Ok(s) => {
-                println!(
-                    "Job {} SUCCEEDED in {:.2} s ({:?})",
-                    handled.job_id,
-                    elapsed.as_secs_f64(),
-                    handled.reported
-                );
-                println!("  {}", s.summary);
-                for o in &s.outputs {
-                    println!(
-                        "  output {} -> {} ({} bytes, {} parts)",
-                        o.name, o.location, o.object.bytes, o.object.parts
-                    );
-                }
-                println!("  output variables:");
-                for (k, v) in &s.output_variables {
-                    println!("    {k} = {v}");
-                }
-            }
-            Err((t, m)) => {
-                println!(
-                    "Job {} FAILED ({}) in {:.2} s ({:?})",
-                    handled.job_id,
-                    t.as_str(),
-                    elapsed.as_secs_f64(),
-                    handled.reported
-                );
-                println!("  {m}");
-            }
+        if invocations.len() > 1 {
+            println!(
+                "{} invocations in {:.2} s",
+                invocations.len(),
+                elapsed.as_secs_f64()
+            );
         }
         if let Some(r) = &recorded {
             let what = match &r.outcome {
                 Outcome::Success { .. } => "PutJobSuccessResult",
                 Outcome::Failure { .. } => "PutJobFailureResult",
             };
-            println!("  recorded by the local CodePipeline endpoint: {what}");
+            println!("  recorded by the CodePipeline endpoint: {what}");
         }
     }
     if handled.result.is_err() {
         std::process::exit(3);
     }
     Ok(())
+}
+
+fn continuation_token(handled: &Handled) -> Option<&str> {
+    let success = handled.result.as_ref().ok()?;
+    success.continuation.as_ref().map(|c| c.token.as_str())
+}
+
+fn status(handled: &Handled) -> &'static str {
+    match (&handled.result, continuation_token(handled)) {
+        (Err(_), _) => "Failed",
+        (Ok(_), Some(_)) => "Continued",
+        (Ok(_), None) => "Succeeded",
+    }
+}
+
+/// The result as sent (for an external endpoint, whose records we cannot read).
+fn sent_result(handled: &Handled) -> Option<RecordedResult> {
+    let token = continuation_token(handled)?;
+    Some(RecordedResult {
+        job_id: handled.job_id.clone(),
+        outcome: Outcome::Success {
+            continuation_token: Some(token.to_string()),
+            output_variables: Default::default(),
+            execution_details: None,
+            current_revision: None,
+        },
+    })
+}
+
+/// One element of `--json`'s `invocations`.
+fn invocation_json(handled: &Handled, took: Duration) -> serde_json::Value {
+    let continued = handled
+        .result
+        .as_ref()
+        .ok()
+        .and_then(|s| s.continuation.as_ref());
+    serde_json::json!({
+        "jobId": handled.job_id,
+        "outcome": status(handled),
+        "continuationToken": continued.map(|c| &c.token),
+        "percentComplete": match (&handled.result, continued) {
+            (Ok(_), Some(c)) => Some(c.percent),
+            (Ok(_), None) => Some(100),
+            (Err(_), _) => None,
+        },
+        "failure": handled.result.as_ref().err().map(|(t, m)| serde_json::json!({"type": t.as_str(), "message": m})),
+        "seconds": took.as_secs_f64(),
+    })
+}
+
+fn print_invocation(handled: &Handled, took: Duration) {
+    let secs = took.as_secs_f64();
+    match &handled.result {
+        Ok(s) if s.continuation.is_some() => {
+            let c = s.continuation.as_ref().expect("checked");
+            println!(
+                "Job {} CONTINUED at {}% in {secs:.2} s ({:?})",
+                handled.job_id, c.percent, handled.reported
+            );
+            println!("  {}", s.summary);
+            println!("  continuation token: {}", c.token);
+        }
+        Ok(s) => {
+            println!(
+                "Job {} SUCCEEDED in {secs:.2} s ({:?})",
+                handled.job_id, handled.reported
+            );
+            println!("  {}", s.summary);
+            for o in &s.outputs {
+                println!(
+                    "  output {} -> {} ({} bytes, {} parts)",
+                    o.name, o.location, o.object.bytes, o.object.parts
+                );
+            }
+            println!("  output variables:");
+            for (k, v) in &s.output_variables {
+                println!("    {k} = {v}");
+            }
+        }
+        Err((t, m)) => {
+            println!(
+                "Job {} FAILED ({}) in {secs:.2} s ({:?})",
+                handled.job_id,
+                t.as_str(),
+                handled.reported
+            );
+            println!("  {m}");
+        }
+    }
 }
 
 /// The process's peak resident set size in KiB (Linux `VmHWM`), for memory checks

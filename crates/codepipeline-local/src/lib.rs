@@ -22,6 +22,9 @@
 //! `{"__type": "<Code>", "message": "…"}` and an `x-amzn-ErrorType` header. Every
 //! response carries an `x-amzn-RequestId`.
 //!
+//! [`next_job_event`] turns a continuation result into the next job's event, as the
+//! service does (a new job id, the token in `data.continuationToken`).
+//!
 //! `GET /_results` returns the recorded results as a JSON array (see
 //! [`RecordedResult`] for the shape), for debugging and external scripts.
 //!
@@ -48,6 +51,7 @@
 //! ```
 
 mod api;
+mod continuation;
 mod model;
 
 use std::collections::VecDeque;
@@ -70,6 +74,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use api::OUTPUT_VARIABLES_MAX_BYTES;
+pub use continuation::{new_job_id, next_job_event};
 pub use model::{
     CurrentRevision, ExecutionDetails, Fault, Outcome, RecordedCall, RecordedResult, FAILURE_TYPES,
 };

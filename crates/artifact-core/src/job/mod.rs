@@ -18,8 +18,9 @@ use artifact_engine::plan::StepRegistry;
 use self::run::WorkerParts;
 use crate::clients::StoreFactory;
 use crate::config::Settings;
+use crate::continuation::Clock;
 use crate::error::{FailureType, JobError};
-use crate::event::{Event, Job};
+use crate::event::{Event, Job, S3Location};
 use crate::kms::KeyChecker;
 use crate::pipeline::OutputSummary;
 use crate::report::{ReportError, ReportErrorKind, Reported, Reporter};
@@ -39,6 +40,31 @@ pub struct JobSuccess {
     pub output_variables: BTreeMap<String, String>,
     /// Human summary for executionDetails.
     pub summary: String,
+    /// Set when the job stopped at a checkpoint: it is reported with this
+    /// continuation token (and no output variables), and CodePipeline goes on in a new
+    /// job. `outputs` then lists only the outputs completed so far.
+    pub continuation: Option<Continued>,
+    /// The state object this result supersedes (deleted once the report is taken).
+    pub superseded_state: Option<S3Location>,
+    /// Invocations of the action so far, this one included.
+    pub invocations: u32,
+}
+
+/// A job stopped at a checkpoint.
+#[derive(Debug, Clone)]
+pub struct Continued {
+    /// The continuation token reported.
+    pub token: String,
+    /// `executionDetails.percentComplete`.
+    pub percent: i32,
+    /// The state object the token names.
+    pub state: S3Location,
+}
+
+/// What a job that ran leaves for after its report.
+struct Ran {
+    store: Arc<dyn ObjectStore>,
+    cleanup: Arc<Cleanup>,
 }
 
 /// How a handled event ended.
@@ -133,11 +159,12 @@ impl Worker {
             }
             Err((e, _)) => return Err(HandleError::NoJobId(e.to_string())),
         };
-        let (job_id, result) = match (job, early) {
-            (_, Some((id, err))) => (id, Err(err)),
+        let (job_id, result, ran) = match (job, early) {
+            (_, Some((id, err))) => (id, Err(err), None),
             (Some(job), None) => {
                 let id = job.id.clone();
-                (id, self.run_guarded(job, deadline).await)
+                let (result, ran) = self.run_guarded(job, deadline).await;
+                (id, result, ran)
             }
             (None, None) => unreachable!(),
         };
@@ -148,6 +175,10 @@ impl Worker {
             .unwrap_or_else(Instant::now);
         let failure = match result {
             Ok(success) => {
+                let continuation = success
+                    .continuation
+                    .as_ref()
+                    .map(|c| (c.token.as_str(), c.percent));
                 match self
                     .reporter
                     .success(
@@ -155,12 +186,16 @@ impl Worker {
                         &success.output_variables,
                         &success.summary,
                         &external,
+                        continuation,
                         report_by,
                     )
                     .await
                 {
                     Ok(reported) => {
                         tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
+                        if let Some(ran) = &ran {
+                            after_success(ran, &success, reported, deadline).await;
+                        }
                         return Ok(Handled {
                             job_id,
                             result: Ok(success),
@@ -169,6 +204,10 @@ impl Worker {
                     }
                     Err(e) if e.kind == ReportErrorKind::Rejected => {
                         tracing::error!(job_id = %job_id, error = %e, "success report rejected; reporting a failure instead");
+                        if let (Some(ran), Some(c)) = (&ran, &success.continuation) {
+                            // The checkpoint will never be continued.
+                            ran.cleanup.add_continued_state(&c.state);
+                        }
                         (
                             FailureType::JobFailed,
                             format!(
@@ -188,6 +227,21 @@ impl Worker {
             .reporter
             .failure(&job_id, kind, &message, &external, report_by)
             .await?;
+        if let (Some(ran), Reported::Sent) = (&ran, reported) {
+            // Only now is it certain this delivery failed the job (a duplicate of an
+            // event already handled gets AlreadyReported and must touch nothing).
+            let run = ran.cleanup.run_continued(ran.store.as_ref());
+            match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(problems) => {
+                    for problem in problems {
+                        tracing::warn!(error = %problem, "removing a failed continuation's upload or state");
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!("no time left to remove a failed continuation's upload or state")
+                }
+            }
+        }
         Ok(Handled {
             job_id,
             result: Err((kind, message)),
@@ -198,9 +252,24 @@ impl Worker {
     /// Runs the job in its own task until the stop time (see [`stop_time`]), catching
     /// panics; after any failure the task is awaited (so no upload completes behind
     /// cleanup's back) and open uploads are aborted within their own time budget.
-    async fn run_guarded(&self, job: Job, deadline: Instant) -> Result<JobSuccess, JobError> {
+    async fn run_guarded(
+        &self,
+        job: Job,
+        deadline: Instant,
+    ) -> (Result<JobSuccess, JobError>, Option<Ran>) {
         let store = self.stores.store_for(&job.data.artifact_credentials);
         let cleanup = Arc::new(Cleanup::default());
+        let result = self.run_until_stop(job, deadline, &store, &cleanup).await;
+        (result, Some(Ran { store, cleanup }))
+    }
+
+    async fn run_until_stop(
+        &self,
+        job: Job,
+        deadline: Instant,
+        store: &Arc<dyn ObjectStore>,
+        cleanup: &Arc<Cleanup>,
+    ) -> Result<JobSuccess, JobError> {
         let margin = self.settings.deadline_margin;
         if let Some(ms) = expired_ms_ago(job.data.artifact_credentials.expiration_time) {
             return Err(JobError::CredentialsExpired(ms));
@@ -218,11 +287,25 @@ impl Worker {
                 stop.advice
             )));
         }
+        let clock = (!job.data.output_artifacts.is_empty()).then(|| Arc::new(Clock::new(stop_at)));
+        if let Some(clock) = clock.as_ref().filter(|c| !c.can_start()) {
+            return Err(JobError::Deadline(format!(
+                "{} left {} ms: after the {} ms kept for cleanup and reporting, too little \
+                 to make progress and save a checkpoint (about {} ms); {}",
+                stop.what,
+                stop.at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis(),
+                margin.as_millis(),
+                clock.minimum().as_millis(),
+                stop.advice
+            )));
+        }
         let started = Instant::now();
         let mut task = {
             let this = self.clone_parts();
             let (store, cleanup) = (store.clone(), cleanup.clone());
-            tokio::spawn(async move { this.run_with(&job, store, cleanup).await })
+            tokio::spawn(async move { this.run_with(&job, store, cleanup, clock).await })
         };
         let result = match tokio::time::timeout_at(stop_at.into(), &mut task).await {
             Ok(Ok(r)) => r,
@@ -285,7 +368,7 @@ impl Worker {
         store: Arc<dyn ObjectStore>,
         cleanup: Arc<Cleanup>,
     ) -> Result<JobSuccess, JobError> {
-        self.clone_parts().run_with(job, store, cleanup).await
+        self.clone_parts().run_with(job, store, cleanup, None).await
     }
 }
 
@@ -332,4 +415,25 @@ fn now_epoch_ms() -> i64 {
 fn expired_ms_ago(expiration_ms: Option<i64>) -> Option<i64> {
     let now = now_epoch_ms();
     expiration_ms.filter(|&exp| exp <= now).map(|exp| now - exp)
+}
+
+/// After a success report was taken: the state object it supersedes is deleted
+/// (the previous checkpoint after a continuation, the last one after the final
+/// report). Within the invocation's deadline; a state object left behind costs
+/// only storage.
+async fn after_success(ran: &Ran, success: &JobSuccess, reported: Reported, deadline: Instant) {
+    let Some(state) = &success.superseded_state else {
+        return;
+    };
+    if reported == Reported::JobNotFound {
+        return;
+    }
+    let delete = ran.store.delete(state);
+    match tokio::time::timeout_at(deadline.into(), delete).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "deleting a superseded checkpoint state"),
+        Err(_) => {
+            tracing::warn!(state = %state, "no time left to delete a superseded checkpoint state")
+        }
+    }
 }

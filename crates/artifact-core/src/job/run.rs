@@ -4,18 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
 use artifact_engine::PlanError;
 use futures::future::try_join_all;
 
-use super::{expired_ms_ago, JobSuccess};
+use super::{expired_ms_ago, Continued, JobSuccess};
 use crate::config::{KmsCheck, Settings};
+use crate::continuation::{
+    self, Checkpoint, Clock, ContinuationError, Loaded, Token, MAX_TOKEN_CHARS,
+};
 use crate::error::{JobError, Side};
-use crate::event::Job;
+use crate::event::{Job, S3Location};
 use crate::kms::KeyChecker;
-use crate::pipeline::{write_output, Ctx, InputRef, OutputSummary};
+use crate::pipeline::{write_output, Ctx, InputRef, OutputOutcome, OutputProgress, OutputSummary};
 use crate::report::{validate_variables, variable_key_part};
 use crate::sink::Cleanup;
 use crate::source::{load_index, IndexLimits, ZipIndex};
@@ -35,28 +38,78 @@ impl WorkerParts {
         job: &Job,
         store: Arc<dyn ObjectStore>,
         cleanup: Arc<Cleanup>,
+        clock: Option<Arc<Clock>>,
     ) -> Result<JobSuccess, JobError> {
         let started = Instant::now();
         job.validate()?;
         if let Some(ms) = expired_ms_ago(job.data.artifact_credentials.expiration_time) {
             return Err(JobError::CredentialsExpired(ms));
         }
-        let plan = Arc::new(self.compile_plan(job)?);
+        let resumed = self.load_checkpoint(job, store.as_ref(), &cleanup).await?;
+        let mut settings = self.settings.clone();
+        let first_job_id = match &resumed {
+            Some(l) => {
+                settings.max_transform_size =
+                    resumed_transform_limit(&l.checkpoint, &self.settings)?;
+                l.checkpoint.first_job_id.clone()
+            }
+            None => job.id.clone(),
+        };
+        let plan = Arc::new(self.compile_plan(job, &first_job_id)?);
         let encryption = Encryption {
             kms_key_id: job.data.encryption_key.as_ref().map(|k| k.id.clone()),
         };
         self.check_key(&encryption).await?;
         let indexes = self.index_inputs(job, &plan, &store).await?;
+        if let Some(l) = &resumed {
+            check_input_etags(job, &l.checkpoint, &indexes)?;
+            if let Some(clock) = &clock {
+                clock.set_latency(l.read_time / 2);
+                clock.set_transfer(l.size, l.read_time);
+                let before_save = Duration::from_millis(l.checkpoint.checkpoint_ms);
+                clock.set_previous_cost(l.saved_in.max(before_save + l.read_time));
+            }
+        }
         let ctx = Ctx {
             store: store.clone(),
-            settings: &self.settings,
+            settings: &settings,
             pool: self.pool.clone(),
             plan: plan.clone(),
-            encryption,
+            encryption: encryption.clone(),
             cleanup,
+            clock: clock.clone(),
         };
-        let mut outputs = Vec::new();
-        for (o, a) in job.data.output_artifacts.iter().enumerate() {
+        let (mut done, mut current, invocations) = match &resumed {
+            Some(l) => (
+                l.checkpoint.done.clone(),
+                l.checkpoint.current.clone(),
+                l.checkpoint.invocations + 1,
+            ),
+            None => (Vec::new(), None, 1),
+        };
+        let mut stop = Stop {
+            job,
+            store: store.as_ref(),
+            encryption: &encryption,
+            first_job_id,
+            invocations,
+            indexes: &indexes,
+            settings: &settings,
+            previous: resumed.as_ref().map(|l| l.location.clone()),
+            started,
+            clock: clock.clone(),
+        };
+        for (o, a) in job
+            .data
+            .output_artifacts
+            .iter()
+            .enumerate()
+            .skip(done.len())
+        {
+            let between_outputs = current.is_none() && o > 0;
+            if between_outputs && clock.as_ref().is_some_and(|c| c.should_checkpoint(0, 0, 0)) {
+                return stop.checkpoint(done, None).await;
+            }
             let inputs: Vec<InputRef> = plan
                 .output(o)
                 .sources
@@ -66,25 +119,73 @@ impl WorkerParts {
                     index: indexes[&s.input].clone(),
                 })
                 .collect();
-            outputs.push(write_output(&ctx, o, Job::location(a), &inputs).await?);
+            let resume = current.take();
+            match write_output(&ctx, o, Job::location(a), &inputs, resume).await? {
+                OutputOutcome::Done(summary) => done.push(summary),
+                OutputOutcome::Suspended(progress) => {
+                    return stop.checkpoint(done, Some(progress)).await
+                }
+            }
         }
-        let output_variables = output_variables(&outputs)?;
-        let summary = summary(&outputs, indexes.len(), started.elapsed().as_secs_f64());
+        stop.previous.take();
+        let output_variables = output_variables(&done)?;
+        let summary = summary(&done, indexes.len(), started.elapsed().as_secs_f64());
         Ok(JobSuccess {
-            outputs,
+            outputs: done,
             output_variables,
             summary,
+            continuation: None,
+            superseded_state: resumed.map(|l| l.location),
+            invocations,
         })
+    }
+
+    /// The checkpoint the event's continuation token names, checked against the job;
+    /// its upload and state object are recorded for removal should this job fail.
+    async fn load_checkpoint(
+        &self,
+        job: &Job,
+        store: &dyn ObjectStore,
+        cleanup: &Cleanup,
+    ) -> Result<Option<Loaded>, JobError> {
+        let Some(text) = &job.data.continuation_token else {
+            return Ok(None);
+        };
+        let token = Token::decode(text)?;
+        if let Some((o, id)) = &token.upload {
+            if let Some(a) = job.data.output_artifacts.get(*o) {
+                cleanup.add_continued_upload(Job::location(a), id);
+            }
+        }
+        let loaded = continuation::load(store, job, &token).await?;
+        cleanup.add_continued_state(&loaded.location);
+        if let Some(c) = &loaded.checkpoint.current {
+            let out = job.data.output_artifacts.get(c.output);
+            let id = c.sink.upload_id.as_deref();
+            if let (Some(a), Some(id)) = (out, id) {
+                cleanup.add_continued_upload(Job::location(a), id);
+            }
+        }
+        tracing::info!(
+            job_id = %job.id,
+            first_job_id = %loaded.checkpoint.first_job_id,
+            invocation = loaded.checkpoint.invocations + 1,
+            outputs_done = loaded.checkpoint.done.len(),
+            "continuing from a checkpoint"
+        );
+        Ok(Some(loaded))
     }
 
     /// The plan from UserParameters, with the job's built-in variables; validated
     /// before any data moves.
-    fn compile_plan(&self, job: &Job) -> Result<Plan, JobError> {
+    /// `first_job_id` is the job id of the action's first invocation (the same in
+    /// every continuation, so a templated job id does not change mid-output).
+    fn compile_plan(&self, job: &Job, first_job_id: &str) -> Result<Plan, JobError> {
         let data = &job.data;
         let config = &data.action_configuration.configuration;
         let spec = PlanSpec::parse(config.user_parameters.as_deref())?;
         let mut builtins = BTreeMap::from([
-            ("CODEPIPELINE_JOB_ID".to_string(), job.id.clone()),
+            ("CODEPIPELINE_JOB_ID".to_string(), first_job_id.to_string()),
             (
                 "CODEPIPELINE_ACCOUNT_ID".to_string(),
                 job.account_id.clone(),
@@ -159,6 +260,144 @@ impl WorkerParts {
         .await?;
         Ok(indexes.into_iter().collect())
     }
+}
+
+/// What a checkpoint needs from the job that stops.
+struct Stop<'a> {
+    job: &'a Job,
+    store: &'a dyn ObjectStore,
+    encryption: &'a Encryption,
+    first_job_id: String,
+    invocations: u32,
+    indexes: &'a BTreeMap<usize, Arc<ZipIndex>>,
+    settings: &'a Settings,
+    /// The state object this invocation went on from (superseded by the new one).
+    previous: Option<S3Location>,
+    started: Instant,
+    clock: Option<Arc<Clock>>,
+}
+
+impl Stop<'_> {
+    /// Saves a checkpoint of `done` outputs and the `current` one, and returns the
+    /// continuation the job reports.
+    async fn checkpoint(
+        &mut self,
+        done: Vec<OutputSummary>,
+        current: Option<OutputProgress>,
+    ) -> Result<JobSuccess, JobError> {
+        let saving = Instant::now();
+        let mut checkpoint = Checkpoint {
+            first_job_id: self.first_job_id.clone(),
+            invocations: self.invocations,
+            input_etags: self
+                .indexes
+                .iter()
+                .map(|(i, idx)| (*i, idx.etag.clone()))
+                .collect(),
+            max_transform_size: self.settings.max_transform_size,
+            checkpoint_ms: 0,
+            done,
+            current,
+        };
+        // What it cost so far (confirming parts), plus the state PUT, estimated by
+        // the previous save; the next invocation keeps at least that back.
+        let before_save = self
+            .clock
+            .as_ref()
+            .and_then(|c| c.cost_so_far())
+            .unwrap_or_default();
+        checkpoint.checkpoint_ms = before_save.as_millis() as u64;
+        let (mut token, state) =
+            continuation::save(self.store, self.job, &checkpoint, self.encryption).await?;
+        let cost = before_save + saving.elapsed();
+        token.cost_ms = cost.as_millis() as u64;
+        let text = token.encode();
+        if text.len() > MAX_TOKEN_CHARS {
+            return Err(JobError::Internal(format!(
+                "the continuation token has {} characters, more than CodePipeline's {MAX_TOKEN_CHARS}",
+                text.len()
+            )));
+        }
+        let outputs = self.job.data.output_artifacts.len();
+        let planned = checkpoint
+            .current
+            .as_ref()
+            .map_or(0, |c| c.planned as usize);
+        let percent = checkpoint.percent(outputs, planned);
+        let summary = progress_summary(self.job, &checkpoint, percent, self.started);
+        tracing::info!(
+            job_id = %self.job.id,
+            invocation = self.invocations,
+            percent,
+            state = %state,
+            state_save_ms = saving.elapsed().as_millis() as u64,
+            checkpoint_ms = cost.as_millis() as u64,
+            "checkpoint saved"
+        );
+        Ok(JobSuccess {
+            outputs: checkpoint.done,
+            output_variables: BTreeMap::new(),
+            summary,
+            continuation: Some(Continued {
+                token: text,
+                percent,
+                state,
+            }),
+            superseded_state: self.previous.take(),
+            invocations: self.invocations,
+        })
+    }
+}
+
+/// The whole-entry limit a continued job keeps (it decides which entries stream,
+/// so the output bytes): the checkpoint's, unless this function has less memory.
+fn resumed_transform_limit(checkpoint: &Checkpoint, settings: &Settings) -> Result<u64, JobError> {
+    let (was, now) = (checkpoint.max_transform_size, settings.max_transform_size);
+    if was > now {
+        return Err(ContinuationError::LessMemory { was, now }.into());
+    }
+    Ok(was)
+}
+
+/// Inputs must be the revisions the checkpoint read.
+fn check_input_etags(
+    job: &Job,
+    checkpoint: &Checkpoint,
+    indexes: &BTreeMap<usize, Arc<ZipIndex>>,
+) -> Result<(), JobError> {
+    for (i, idx) in indexes {
+        let was = checkpoint.input_etags.get(i).cloned().flatten();
+        if was != idx.etag {
+            let show = |e: Option<String>| e.unwrap_or_else(|| "(none)".into());
+            return Err(ContinuationError::InputChanged {
+                name: job.data.input_artifacts[*i].name.clone(),
+                was: show(was),
+                now: show(idx.etag.clone()),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The executionDetails summary of a checkpoint.
+fn progress_summary(job: &Job, c: &Checkpoint, percent: i32, started: Instant) -> String {
+    let outputs = job.data.output_artifacts.len();
+    let mut s = format!(
+        "Checkpoint after invocation {} ({:.1} s): {percent}% done, {} of {outputs} output(s) complete",
+        c.invocations,
+        started.elapsed().as_secs_f64(),
+        c.done.len()
+    );
+    if let Some(p) = &c.current {
+        let name = &job.data.output_artifacts[p.output].name;
+        s.push_str(&format!(
+            "; {name}: {} of {} entries, {} bytes written",
+            p.arrived, p.planned, p.sink.total
+        ));
+    }
+    s.push_str("; continuing in a new invocation");
+    s
 }
 
 /// The built-in output variables of every output, and the exported ones.

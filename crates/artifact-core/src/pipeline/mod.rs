@@ -17,16 +17,20 @@ mod decide;
 mod process;
 mod write;
 
+use artifact_engine::entry::ManifestRow;
 use artifact_engine::plan::{Export, Plan};
+use artifact_engine::zip::ZipWriterState;
 use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
 
 use self::process::Processor;
 use self::write::OutputWriter;
 use crate::config::Settings;
+use crate::continuation::{Clock, ContinuationError};
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
-use crate::sink::{Cleanup, Sink, SinkSummary};
-use crate::source::{stream_entries, Budgets, ReadPlan, ZipIndex};
+use crate::sink::{Cleanup, Sink, SinkState, SinkSummary};
+use crate::source::{stream_entries, Budgets, ReadPlan, Want, ZipIndex};
 use crate::store::{Encryption, ObjectStore};
 
 /// An input as the pipeline sees it.
@@ -39,7 +43,7 @@ pub struct InputRef {
 }
 
 /// What one output got.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputSummary {
     /// Output artifact name.
     pub name: String,
@@ -75,16 +79,51 @@ pub struct Ctx<'a> {
     pub encryption: Encryption,
     /// Undo log for failures.
     pub cleanup: Arc<Cleanup>,
+    /// When to checkpoint (`None`: the output is always finished in one go).
+    pub clock: Option<Arc<Clock>>,
+}
+
+/// An output stopped between entries by a checkpoint (see [`crate::continuation`]).
+#[derive(Debug, Clone)]
+pub struct OutputProgress {
+    /// Output index.
+    pub output: usize,
+    /// Planned entries written, in output order.
+    pub arrived: u64,
+    /// Planned entries in all (input entries the output gets).
+    pub planned: u64,
+    /// Of those, copied raw.
+    pub raw: u64,
+    /// Of those, transformed.
+    pub transformed: u64,
+    /// Exports found so far.
+    pub exports: Vec<Export>,
+    /// Manifest rows so far.
+    pub rows: Vec<ManifestRow>,
+    /// The zip writer between entries.
+    pub zip: ZipWriterState,
+    /// The sink between entries.
+    pub sink: SinkState,
+}
+
+/// How writing an output ended.
+#[derive(Debug)]
+pub enum OutputOutcome {
+    /// The object is complete.
+    Done(OutputSummary),
+    /// A checkpoint stopped it; a later invocation goes on from here.
+    Suspended(OutputProgress),
 }
 
 /// Writes output `o` of the plan at `location` from `inputs` (one per source of the
-/// output, in order).
+/// output, in order), going on from `resume` when a checkpoint stopped it before.
 pub async fn write_output(
     ctx: &Ctx<'_>,
     o: usize,
     location: &S3Location,
     inputs: &[InputRef],
-) -> Result<OutputSummary, JobError> {
+    resume: Option<OutputProgress>,
+) -> Result<OutputOutcome, JobError> {
     let op = ctx.plan.output(o);
     let name = op.name.as_str();
     let out_err = |cause: ArtifactCause| JobError::artifact(Side::Output, name, location, cause);
@@ -99,7 +138,9 @@ pub async fn write_output(
         concurrency: settings.read_concurrency,
         max_gap: 256 << 10,
     };
-    let sources: Vec<_> = inputs.iter().cloned().zip(decided.wants).collect();
+    let skip = resume.as_ref().map_or(0, |r| r.arrived);
+    let wants = skip_written(decided.wants, skip);
+    let sources: Vec<_> = inputs.iter().cloned().zip(wants).collect();
     let pieces = futures::stream::iter(sources)
         .map({
             let store = ctx.store.clone();
@@ -132,23 +173,53 @@ pub async fn write_output(
             async move { processor.process(piece?).await }
         })
         .buffered(settings.entry_window());
-    futures::pin_mut!(processed);
+    let mut processed = Box::pin(processed);
 
     // Write: in order, into the sink.
-    let sink = Sink::new(
-        ctx.store.clone(),
-        location.clone(),
-        ctx.encryption.clone(),
-        settings.clone(),
-        ctx.cleanup.clone(),
-        ctx.pool.clone(),
-    );
-    let mut writer = OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location);
+    let mut writer = match resume {
+        None => {
+            let sink = Sink::new(
+                ctx.store.clone(),
+                location.clone(),
+                ctx.encryption.clone(),
+                settings.clone(),
+                ctx.cleanup.clone(),
+                ctx.pool.clone(),
+            );
+            OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location)
+        }
+        Some(r) => {
+            let sink = Sink::resume(
+                ctx.store.clone(),
+                location.clone(),
+                ctx.encryption.clone(),
+                settings.clone(),
+                ctx.cleanup.clone(),
+                ctx.pool.clone(),
+                r.sink.clone(),
+            )
+            .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
+            OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
+        }
+    }
+    .with_clock(ctx.clock.clone());
     while let Some(item) = processed.next().await {
-        writer.write(item?).await?;
+        let item = item?;
+        if writer.should_checkpoint(&item) {
+            drop(processed); // stops the reads ahead
+            let progress = writer.suspend(o, planned as u64).await?;
+            return Ok(OutputOutcome::Suspended(progress));
+        }
+        writer.write(item).await?;
+    }
+    if writer.should_checkpoint_before_finish() {
+        // Every entry is in; the added files, the central directory and the
+        // completion are left to the next invocation.
+        let progress = writer.suspend(o, planned as u64).await?;
+        return Ok(OutputOutcome::Suspended(progress));
     }
     let w = writer.finish(ctx.plan.clone(), o, planned).await?;
-    Ok(OutputSummary {
+    Ok(OutputOutcome::Done(OutputSummary {
         name: name.to_string(),
         location: location.clone(),
         entries: w.entries,
@@ -158,5 +229,19 @@ pub async fn write_output(
         added_entries: w.added,
         exports: w.exports,
         object: w.object,
-    })
+    }))
+}
+
+/// The reads left after the first `skip` planned entries (in arrival order: input
+/// by input, each in its own order) were written by an earlier invocation. Every
+/// input still sends its end marker, so the writer's completeness check holds.
+fn skip_written(wants: Vec<Vec<Want>>, mut skip: u64) -> Vec<Vec<Want>> {
+    wants
+        .into_iter()
+        .map(|list| {
+            let n = (skip.min(list.len() as u64)) as usize;
+            skip -= n as u64;
+            list.into_iter().skip(n).collect()
+        })
+        .collect()
 }

@@ -15,8 +15,9 @@ use artifact_engine::ZipError;
 use bytes::Bytes;
 
 use super::process::{BigEntry, Out};
-use super::InputRef;
+use super::{InputRef, OutputProgress};
 use crate::bridge::on_pool;
+use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::{Sink, SinkSummary};
@@ -45,6 +46,7 @@ pub(super) struct OutputWriter<'a> {
     big: Option<(BigEntry, u64)>,
     exports: Vec<Export>,
     rows: Vec<ManifestRow>,
+    clock: Option<Arc<Clock>>,
 }
 
 impl<'a> OutputWriter<'a> {
@@ -69,6 +71,93 @@ impl<'a> OutputWriter<'a> {
             big: None,
             exports: Vec::new(),
             rows: Vec::new(),
+            clock: None,
+        }
+    }
+
+    /// A writer that goes on from a checkpoint's `progress` (the sink resumed from
+    /// the same checkpoint).
+    pub fn resume(
+        sink: Sink,
+        pool: Arc<rayon::ThreadPool>,
+        inputs: &'a [InputRef],
+        name: &'a str,
+        location: &'a S3Location,
+        progress: OutputProgress,
+    ) -> Self {
+        OutputWriter {
+            zip: ZipWriter::resume(progress.zip),
+            raw: progress.raw,
+            transformed: progress.transformed,
+            exports: progress.exports,
+            rows: progress.rows,
+            ..OutputWriter::new(sink, pool, inputs, name, location)
+        }
+    }
+
+    /// Checkpoints when `clock` says so (see [`Self::should_checkpoint`]).
+    pub fn with_clock(mut self, clock: Option<Arc<Clock>>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether to stop before `next` and checkpoint: only where an entry starts,
+    /// when the clock says the time left is what a checkpoint costs.
+    pub fn should_checkpoint(&self, next: &Out) -> bool {
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let next_entry = match next {
+            Out::Entry(..) => 0,
+            Out::BigStart(b) => b.meta.compressed_size,
+            _ => return false,
+        };
+        // The state object holds the central directory and the pending part, base64.
+        let state = (self.zip.central_len() as u64 + self.sink.pending()) * 4 / 3;
+        clock.should_checkpoint(self.sink.in_flight(), state, next_entry)
+    }
+
+    /// Whether to checkpoint instead of finishing: finishing sends the pending part
+    /// and the central directory and writes the added files (a manifest line per
+    /// entry), priced like an entry of that size.
+    pub fn should_checkpoint_before_finish(&self) -> bool {
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let finish =
+            self.sink.pending() + self.zip.central_len() as u64 + self.rows.len() as u64 * 100;
+        let state = (self.zip.central_len() as u64 + self.sink.pending()) * 4 / 3;
+        clock.should_checkpoint(self.sink.in_flight(), state, finish)
+    }
+
+    /// Stops between entries: confirms the parts in flight and returns the output's
+    /// progress for the checkpoint.
+    pub async fn suspend(self, output: usize, planned: u64) -> Result<OutputProgress, JobError> {
+        let zip = self.zip.state().ok_or_else(|| {
+            JobError::Internal("a checkpoint was taken inside an entry".to_string())
+        })?;
+        let (name, location) = (self.name, self.location);
+        let sink = self
+            .sink
+            .suspend()
+            .await
+            .map_err(|e| JobError::artifact(Side::Output, name, location, e))?;
+        Ok(OutputProgress {
+            output,
+            arrived: self.raw + self.transformed,
+            planned,
+            raw: self.raw,
+            transformed: self.transformed,
+            exports: self.exports,
+            rows: self.rows,
+            zip,
+            sink,
+        })
+    }
+
+    fn entry_done(&self) {
+        if let Some(clock) = &self.clock {
+            clock.entry_written();
         }
     }
 
@@ -82,6 +171,9 @@ impl<'a> OutputWriter<'a> {
     }
 
     async fn put(&mut self, b: Bytes) -> Result<(), JobError> {
+        if let Some(clock) = &self.clock {
+            clock.wrote(b.len() as u64);
+        }
         self.sink.write(b).await.map_err(|e| self.out_err(e))
     }
 
@@ -107,6 +199,7 @@ impl<'a> OutputWriter<'a> {
                 self.exports.extend(p.exports);
                 self.rows.extend(p.manifest);
                 drop(permit);
+                self.entry_done();
             }
             Out::BigStart(b) => {
                 let h = if b.transform.is_some() {
@@ -187,6 +280,7 @@ impl<'a> OutputWriter<'a> {
             .map_err(|e| self.out_err(e))?;
         self.put(descriptor).await?;
         self.transformed += 1;
+        self.entry_done();
         Ok(())
     }
 
@@ -210,6 +304,7 @@ impl<'a> OutputWriter<'a> {
             }
         }
         self.raw += 1;
+        self.entry_done();
         Ok(())
     }
 

@@ -92,6 +92,17 @@ async fn write_atomically(
             .and_then(|n| n.to_str())
             .unwrap_or("object")
     ));
+    // Removes the temporary file if this future is dropped half-way (a job aborted
+    // at its deadline), as it is on an error.
+    struct RemoveOnDrop(Option<PathBuf>);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            if let Some(p) = self.0.take() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let mut guard = RemoveOnDrop(Some(tmp.clone()));
     let mut f = tokio::fs::File::create(&tmp).await?;
     let res = async {
         if let Some(b) = body {
@@ -105,11 +116,10 @@ async fn write_atomically(
         f.sync_all().await
     }
     .await;
-    if let Err(e) = res {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    tokio::fs::rename(&tmp, dest).await
+    res?;
+    tokio::fs::rename(&tmp, dest).await?;
+    guard.0 = None;
+    Ok(())
 }
 
 /// Size and modification time stand in for an ETag: files are replaced atomically

@@ -34,7 +34,7 @@ pub struct ObjectInfo {
 }
 
 /// One uploaded part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompletedPart {
     /// 1-based part number.
     pub number: i32,

@@ -348,7 +348,7 @@ pub enum Extra<'a> {
 }
 
 /// An exported output variable value, or the fact that it was not found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Export {
     /// Variable name.
     pub variable: String,

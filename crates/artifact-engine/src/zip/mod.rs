@@ -5,4 +5,4 @@ pub mod read;
 pub mod write;
 
 pub use read::{CdEntry, Eocd, TailParse};
-pub use write::{EntryMeta, ZipWriter};
+pub use write::{EntryMeta, ZipWriter, ZipWriterState};

@@ -92,6 +92,18 @@ pub fn clamp_dos(date: u16, time: u16) -> (u16, u16) {
     (date.clamp(DOS_DATE_MIN, DOS_DATE_MAX), time)
 }
 
+/// What [`ZipWriter::resume`] needs to go on with an archive: the bytes written so
+/// far, the entries started, and their central-directory records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipWriterState {
+    /// Bytes of the archive written so far.
+    pub offset: u64,
+    /// Entries written so far.
+    pub entries: u64,
+    /// Their central-directory records, in order.
+    pub central: Vec<u8>,
+}
+
 /// Writes the headers and trailer of one archive; entry data goes between headers.
 #[derive(Debug, Default)]
 pub struct ZipWriter {
@@ -113,6 +125,37 @@ impl ZipWriter {
     /// Bytes written so far (headers plus the data the caller promised to write).
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The writer's state between entries, to go on with the same archive later
+    /// (another process: see `artifact-core`'s continuation checkpoints). `None` while
+    /// an entry is open: a checkpoint is only ever taken at an entry boundary.
+    pub fn state(&self) -> Option<ZipWriterState> {
+        if self.open_entry.is_some() || self.open_streamed.is_some() {
+            return None;
+        }
+        Some(ZipWriterState {
+            offset: self.offset,
+            entries: self.entries,
+            central: self.central.to_vec(),
+        })
+    }
+
+    /// A writer that goes on from `state`: the next entry starts at `state.offset`,
+    /// and the central directory already holds the records written before.
+    pub fn resume(state: ZipWriterState) -> Self {
+        ZipWriter {
+            offset: state.offset,
+            entries: state.entries,
+            central: BytesMut::from(&state.central[..]),
+            open_entry: None,
+            open_streamed: None,
+        }
+    }
+
+    /// Bytes of central-directory records so far.
+    pub fn central_len(&self) -> usize {
+        self.central.len()
     }
 
     /// Entries started so far.
