@@ -152,13 +152,21 @@ impl WorkerParts {
             return Ok(None);
         };
         let token = Token::decode(text)?;
+        if !continuation::action_fingerprint(job).starts_with(&token.action) {
+            // Another action's checkpoint: nothing of it is this job's to remove.
+            return Err(ContinuationError::OtherArtifacts.into());
+        }
+        // From here on the token names this action's upload and state object: should
+        // the job fail, both are removed (after the failure report, see Cleanup).
         if let Some((o, id)) = &token.upload {
             if let Some(a) = job.data.output_artifacts.get(*o) {
                 cleanup.add_continued_upload(Job::location(a), id);
             }
         }
+        if let Some(state) = continuation::state_location(job, &token.nonce) {
+            cleanup.add_continued_state(&state);
+        }
         let loaded = continuation::load(store, job, &token).await?;
-        cleanup.add_continued_state(&loaded.location);
         if let Some(c) = &loaded.checkpoint.current {
             let out = job.data.output_artifacts.get(c.output);
             let id = c.sink.upload_id.as_deref();
