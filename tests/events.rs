@@ -180,6 +180,18 @@ async fn every_event_drives_the_handler() {
                 assert_eq!(type_, "ConfigurationError");
                 assert!(message.contains("UserParameters"), "{message}");
             }
+            // A token some other worker wrote (an AWS sample's base64 JSON): refused,
+            // naming it, rather than silently starting over.
+            "with-continuation-token.json" => {
+                let Outcome::Failure { type_, message, .. } = recorded.outcome else {
+                    panic!("{name}")
+                };
+                assert_eq!(type_, "ConfigurationError");
+                assert!(
+                    message.contains("continuation token is not valid"),
+                    "{message}"
+                );
+            }
             _ => assert!(
                 matches!(recorded.outcome, Outcome::Success { .. }),
                 "{name}: {recorded:?}"

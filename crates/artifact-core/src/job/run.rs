@@ -45,6 +45,14 @@ impl WorkerParts {
         if let Some(ms) = expired_ms_ago(job.data.artifact_credentials.expiration_time) {
             return Err(JobError::CredentialsExpired(ms));
         }
+        // UserParameters are checked before any I/O, the continuation's included.
+        let user_parameters = job
+            .data
+            .action_configuration
+            .configuration
+            .user_parameters
+            .as_deref();
+        PlanSpec::parse(user_parameters)?;
         let resumed = self.load_checkpoint(job, store.as_ref(), &cleanup).await?;
         let mut settings = self.settings.clone();
         let first_job_id = match &resumed {
