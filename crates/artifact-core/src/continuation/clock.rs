@@ -125,10 +125,21 @@ impl Clock {
 
     /// Whether to stop before the next entry (see the module doc).
     pub fn should_checkpoint(&self, in_flight: u64, state: u64, next_entry: u64) -> bool {
+        self.should_checkpoint_after(in_flight, state, next_entry, Duration::ZERO)
+    }
+
+    /// As [`Self::should_checkpoint`], when the next step also takes `extra`.
+    pub fn should_checkpoint_after(
+        &self,
+        in_flight: u64,
+        state: u64,
+        next_entry: u64,
+        extra: Duration,
+    ) -> bool {
         if !self.progressed.load(Ordering::Relaxed) {
             return false;
         }
-        let cost = self.checkpoint_cost(in_flight, state, next_entry);
+        let cost = self.checkpoint_cost(in_flight, state, next_entry) + extra;
         let now = Instant::now();
         let stop = now + cost * 2 + FLOOR >= self.hard_stop;
         if stop {

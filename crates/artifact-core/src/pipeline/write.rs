@@ -7,6 +7,7 @@
 //! cannot pass for a shorter archive).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use artifact_engine::entry::{extras, ManifestRow};
 use artifact_engine::plan::{Export, Plan};
@@ -21,6 +22,11 @@ use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::{Sink, SinkSummary};
+
+/// Bytes per second a store is assumed to assemble a completed multipart object at
+/// (CompleteMultipartUpload of a large object takes seconds on S3, and an embedded
+/// store copies the parts).
+const COMPLETE_RATE: f64 = 128.0 * 1024.0 * 1024.0;
 
 /// Entry counts of a finished output.
 pub(super) struct Written {
@@ -118,8 +124,11 @@ impl<'a> OutputWriter<'a> {
     }
 
     /// Whether to checkpoint instead of finishing: finishing sends the pending part
-    /// and the central directory and writes the added files (a manifest line per
-    /// entry), priced like an entry of that size.
+    /// and the central directory, writes the added files (a manifest line per
+    /// entry), all priced like an entry of that size, and has the store assemble the
+    /// object (priced at [`COMPLETE_RATE`]). An invocation that has written no entry
+    /// never stops here (the clock's progress rule), so finishing always gets a
+    /// whole invocation when it needs one.
     pub fn should_checkpoint_before_finish(&self) -> bool {
         let Some(clock) = &self.clock else {
             return false;
@@ -127,7 +136,8 @@ impl<'a> OutputWriter<'a> {
         let finish =
             self.sink.pending() + self.zip.central_len() as u64 + self.rows.len() as u64 * 100;
         let state = (self.zip.central_len() as u64 + self.sink.pending()) * 4 / 3;
-        clock.should_checkpoint(self.sink.in_flight(), state, finish)
+        let assemble = Duration::from_secs_f64(self.sink.written() as f64 / COMPLETE_RATE);
+        clock.should_checkpoint_after(self.sink.in_flight(), state, finish, assemble)
     }
 
     /// Stops between entries: confirms the parts in flight and returns the output's

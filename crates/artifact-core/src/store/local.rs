@@ -108,9 +108,19 @@ async fn write_atomically(
         if let Some(b) = body {
             f.write_all(&b).await?;
         }
-        for p in parts {
-            let mut src = tokio::fs::File::open(&p).await?;
-            tokio::io::copy(&mut src, &mut f).await?;
+        if !parts.is_empty() {
+            // std::io::copy between files uses copy_file_range: the kernel moves the
+            // bytes (completing a multi-GB object takes a moment, not minutes).
+            f.flush().await?;
+            let mut out = f.try_clone().await?.into_std().await;
+            tokio::task::spawn_blocking(move || {
+                for p in parts {
+                    std::io::copy(&mut std::fs::File::open(&p)?, &mut out)?;
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
         f.flush().await?;
         f.sync_all().await
