@@ -151,23 +151,7 @@ impl Worker {
         deadline: Instant,
         execution_id: Option<&str>,
     ) -> Result<Handled, HandleError> {
-        let (job, early) = match Event::parse(event) {
-            Ok(ev) => (Some(ev.job), None),
-            Err((e, Some(id))) if !id.trim().is_empty() => {
-                tracing::error!(job_id = %id, error = %e, "invalid event");
-                (None, Some((id, JobError::from(e))))
-            }
-            Err((e, _)) => return Err(HandleError::NoJobId(e.to_string())),
-        };
-        let (job_id, result, ran) = match (job, early) {
-            (_, Some((id, err))) => (id, Err(err), None),
-            (Some(job), None) => {
-                let id = job.id.clone();
-                let (result, ran) = self.run_guarded(job, deadline).await;
-                (id, result, ran)
-            }
-            (None, None) => unreachable!(),
-        };
+        let (job_id, result, ran) = self.run_event(event, deadline).await?;
         let external = execution_id.unwrap_or(&job_id).to_string();
         // Reports may retry until just before the invocation is killed.
         let report_by = deadline
@@ -227,26 +211,35 @@ impl Worker {
             .reporter
             .failure(&job_id, kind, &message, &external, report_by)
             .await?;
-        if let (Some(ran), Reported::Sent) = (&ran, reported) {
-            // Only now is it certain this delivery failed the job (a duplicate of an
-            // event already handled gets AlreadyReported and must touch nothing).
-            let run = ran.cleanup.run_continued(ran.store.as_ref());
-            match tokio::time::timeout_at(deadline.into(), run).await {
-                Ok(problems) => {
-                    for problem in problems {
-                        tracing::warn!(error = %problem, "removing a failed continuation's upload or state");
-                    }
-                }
-                Err(_) => {
-                    tracing::warn!("no time left to remove a failed continuation's upload or state")
-                }
-            }
+        if let Some(ran) = &ran {
+            after_failure(ran, reported, deadline).await;
         }
         Ok(Handled {
             job_id,
             result: Err((kind, message)),
             reported,
         })
+    }
+
+    /// Parses the event and runs its job; an event with a job id but invalid fields
+    /// is a failure to report, one without a job id cannot be handled.
+    async fn run_event(
+        &self,
+        event: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<(String, Result<JobSuccess, JobError>, Option<Ran>), HandleError> {
+        match Event::parse(event) {
+            Ok(ev) => {
+                let id = ev.job.id.clone();
+                let (result, ran) = self.run_guarded(ev.job, deadline).await;
+                Ok((id, result, ran))
+            }
+            Err((e, Some(id))) if !id.trim().is_empty() => {
+                tracing::error!(job_id = %id, error = %e, "invalid event");
+                Ok((id, Err(JobError::from(e)), None))
+            }
+            Err((e, _)) => Err(HandleError::NoJobId(e.to_string())),
+        }
     }
 
     /// Runs the job in its own task until the stop time (see [`stop_time`]), catching
@@ -435,5 +428,23 @@ async fn after_success(ran: &Ran, success: &JobSuccess, reported: Reported, dead
         Err(_) => {
             tracing::warn!(state = %state, "no time left to delete a superseded checkpoint state")
         }
+    }
+}
+
+/// After a failure report: a continued job's upload and state objects are removed
+/// only when this delivery's report was the one taken (a duplicate of an event
+/// already handled gets AlreadyReported and must touch nothing).
+async fn after_failure(ran: &Ran, reported: Reported, deadline: Instant) {
+    if reported != Reported::Sent {
+        return;
+    }
+    let run = ran.cleanup.run_continued(ran.store.as_ref());
+    match tokio::time::timeout_at(deadline.into(), run).await {
+        Ok(problems) => {
+            for problem in problems {
+                tracing::warn!(error = %problem, "removing a failed continuation's upload or state");
+            }
+        }
+        Err(_) => tracing::warn!("no time left to remove a failed continuation's upload or state"),
     }
 }

@@ -72,10 +72,7 @@ impl WorkerParts {
         if let Some(l) = &resumed {
             check_input_etags(job, &l.checkpoint, &indexes)?;
             if let Some(clock) = &clock {
-                clock.set_latency(l.read_time / 2);
-                clock.set_transfer(l.size, l.read_time);
-                let before_save = Duration::from_millis(l.checkpoint.checkpoint_ms);
-                clock.set_previous_cost(l.saved_in.max(before_save + l.read_time));
+                prime_clock(clock, l);
             }
         }
         let ctx = Ctx {
@@ -87,7 +84,7 @@ impl WorkerParts {
             cleanup,
             clock: clock.clone(),
         };
-        let (mut done, mut current, invocations) = match &resumed {
+        let (done, current, invocations) = match &resumed {
             Some(l) => (
                 l.checkpoint.done.clone(),
                 l.checkpoint.current.clone(),
@@ -95,7 +92,7 @@ impl WorkerParts {
             ),
             None => (Vec::new(), None, 1),
         };
-        let mut stop = Stop {
+        let mut writing = Writing {
             job,
             store: store.as_ref(),
             encryption: &encryption,
@@ -103,49 +100,11 @@ impl WorkerParts {
             invocations,
             indexes: &indexes,
             settings: &settings,
-            previous: resumed.as_ref().map(|l| l.location.clone()),
+            previous: resumed.map(|l| l.location),
             started,
-            clock: clock.clone(),
+            clock,
         };
-        for (o, a) in job
-            .data
-            .output_artifacts
-            .iter()
-            .enumerate()
-            .skip(done.len())
-        {
-            let between_outputs = current.is_none() && o > 0;
-            if between_outputs && clock.as_ref().is_some_and(|c| c.should_checkpoint(0, 0, 0)) {
-                return stop.checkpoint(done, None).await;
-            }
-            let inputs: Vec<InputRef> = plan
-                .output(o)
-                .sources
-                .iter()
-                .map(|s| InputRef {
-                    name: s.input_name.clone(),
-                    index: indexes[&s.input].clone(),
-                })
-                .collect();
-            let resume = current.take();
-            match write_output(&ctx, o, Job::location(a), &inputs, resume).await? {
-                OutputOutcome::Done(summary) => done.push(summary),
-                OutputOutcome::Suspended(progress) => {
-                    return stop.checkpoint(done, Some(progress)).await
-                }
-            }
-        }
-        stop.previous.take();
-        let output_variables = output_variables(&done)?;
-        let summary = summary(&done, indexes.len(), started.elapsed().as_secs_f64());
-        Ok(JobSuccess {
-            outputs: done,
-            output_variables,
-            summary,
-            continuation: None,
-            superseded_state: resumed.map(|l| l.location),
-            invocations,
-        })
+        writing.outputs(&ctx, done, current).await
     }
 
     /// The checkpoint the event's continuation token names, checked against the job;
@@ -278,8 +237,16 @@ impl WorkerParts {
     }
 }
 
-/// What a checkpoint needs from the job that stops.
-struct Stop<'a> {
+/// A resumed job's clock starts from what the last invocation measured.
+fn prime_clock(clock: &Clock, l: &Loaded) {
+    clock.set_latency(l.read_time / 2);
+    clock.set_transfer(l.size, l.read_time);
+    let before_save = Duration::from_millis(l.checkpoint.checkpoint_ms);
+    clock.set_previous_cost(l.saved_in.max(before_save + l.read_time));
+}
+
+/// Writing the outputs, and what a checkpoint needs when the job stops early.
+struct Writing<'a> {
     job: &'a Job,
     store: &'a dyn ObjectStore,
     encryption: &'a Encryption,
@@ -293,7 +260,53 @@ struct Stop<'a> {
     clock: Option<Arc<Clock>>,
 }
 
-impl Stop<'_> {
+impl Writing<'_> {
+    /// Writes the outputs after the `done` ones, going on with `current`; ends in
+    /// the final success, or in a checkpoint when the clock says so.
+    async fn outputs(
+        &mut self,
+        ctx: &Ctx<'_>,
+        mut done: Vec<OutputSummary>,
+        mut current: Option<OutputProgress>,
+    ) -> Result<JobSuccess, JobError> {
+        let outputs = &self.job.data.output_artifacts;
+        for (o, a) in outputs.iter().enumerate().skip(done.len()) {
+            let between_outputs = current.is_none() && o > 0;
+            let clock = self.clock.as_ref();
+            if between_outputs && clock.is_some_and(|c| c.should_checkpoint(0, 0, 0)) {
+                return self.checkpoint(done, None).await;
+            }
+            let inputs: Vec<InputRef> = ctx
+                .plan
+                .output(o)
+                .sources
+                .iter()
+                .map(|s| InputRef {
+                    name: s.input_name.clone(),
+                    index: self.indexes[&s.input].clone(),
+                })
+                .collect();
+            let resume = current.take();
+            match write_output(ctx, o, Job::location(a), &inputs, resume).await? {
+                OutputOutcome::Done(summary) => done.push(summary),
+                OutputOutcome::Suspended(progress) => {
+                    return self.checkpoint(done, Some(progress)).await
+                }
+            }
+        }
+        let output_variables = output_variables(&done)?;
+        let secs = self.started.elapsed().as_secs_f64();
+        let summary = summary(&done, self.indexes.len(), secs);
+        Ok(JobSuccess {
+            outputs: done,
+            output_variables,
+            summary,
+            continuation: None,
+            superseded_state: self.previous.take(),
+            invocations: self.invocations,
+        })
+    }
+
     /// Saves a checkpoint of `done` outputs and the `current` one, and returns the
     /// continuation the job reports.
     async fn checkpoint(
