@@ -452,3 +452,23 @@ fn a_600_mb_job_continues_across_invocations_byte_identical() {
     );
     rt.block_on(s.remove_bucket(&bucket));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_continuation_report_fails_the_job_and_leaves_nothing() {
+    let f = Fixture::new("crejected").await;
+    f.cp.fail_next(
+        1,
+        codepipeline_local::Fault::new(400, "ValidationException", "refused for the test"),
+    );
+    let job = job_id();
+    let h = f
+        .handle(f.event(&job, "out.zip", None), Duration::from_millis(2500))
+        .await;
+    let (t, m) = f.failure_of(&h).await;
+    assert_eq!(t, "JobFailed", "{m}");
+    assert!(m.contains("rejected its success report"), "{m}");
+    assert!(f.cp.result_for(&job).unwrap().is_failure());
+    // The checkpoint will never be continued: its upload and state are removed.
+    f.assert_clean(&["in.zip"]).await;
+    stack().remove_bucket(&f.bucket).await;
+}

@@ -59,6 +59,8 @@ pub struct Continued {
     pub percent: i32,
     /// The state object the token names.
     pub state: S3Location,
+    /// The multipart upload the checkpoint left open, if any.
+    pub upload: Option<(S3Location, String)>,
 }
 
 /// What a job that ran leaves for after its report.
@@ -191,6 +193,9 @@ impl Worker {
                         if let (Some(ran), Some(c)) = (&ran, &success.continuation) {
                             // The checkpoint will never be continued.
                             ran.cleanup.add_continued_state(&c.state);
+                            if let Some((loc, id)) = &c.upload {
+                                ran.cleanup.add_continued_upload(loc, id);
+                            }
                         }
                         (
                             FailureType::JobFailed,

@@ -348,6 +348,10 @@ impl Writing<'_> {
             )));
         }
         let outputs = self.job.data.output_artifacts.len();
+        let upload = checkpoint.current.as_ref().and_then(|c| {
+            let loc = Job::location(&self.job.data.output_artifacts[c.output]).clone();
+            Some((loc, c.sink.upload_id.clone()?))
+        });
         let planned = checkpoint
             .current
             .as_ref()
@@ -371,6 +375,7 @@ impl Writing<'_> {
                 token: text,
                 percent,
                 state,
+                upload,
             }),
             superseded_state: self.previous.take(),
             invocations: self.invocations,
