@@ -195,17 +195,9 @@ impl Sink {
         }
     }
 
-    /// A sink that goes on from `state` (see [`Sink::suspend`]); its upload is
-    /// recorded in `cleanup` as one an earlier invocation opened.
-    pub fn resume(
-        store: Arc<dyn ObjectStore>,
-        loc: S3Location,
-        enc: Encryption,
-        settings: Settings,
-        cleanup: Arc<Cleanup>,
-        pool: Arc<rayon::ThreadPool>,
-        state: SinkState,
-    ) -> Result<Self, String> {
+    /// This new sink, going on from `state` (see [`Sink::suspend`]); its upload is
+    /// recorded in the cleanup list as one an earlier invocation opened.
+    pub fn resume(mut self, state: SinkState) -> Result<Self, String> {
         let hasher = sha256_from_state(&state.sha256_state)?;
         let parts_bytes: u64 = state.parts.iter().map(|p| p.size).sum();
         if parts_bytes + state.pending.len() as u64 != state.total
@@ -222,27 +214,19 @@ impl Sink {
             ));
         }
         if let Some(id) = &state.upload_id {
-            cleanup.add_upload(&loc, id);
-            cleanup.add_continued_upload(&loc, id);
+            self.cleanup.add_upload(&self.loc, id);
+            self.cleanup.add_continued_upload(&self.loc, id);
         }
-        let mut buf = BytesMut::with_capacity(settings.part_size_for(state.next_part) as usize);
-        buf.extend_from_slice(&state.pending);
-        Ok(Sink {
-            store,
-            loc,
-            enc,
-            settings,
-            cleanup,
-            buf,
-            next_part: state.next_part,
-            upload_id: state.upload_id,
-            inflight: JoinSet::new(),
-            parts: state.parts,
-            total: state.total,
-            sent: parts_bytes,
-            hasher: Some(hasher),
-            pool,
-        })
+        let part = self.settings.part_size_for(state.next_part) as usize;
+        self.buf = BytesMut::with_capacity(part);
+        self.buf.extend_from_slice(&state.pending);
+        self.next_part = state.next_part;
+        self.upload_id = state.upload_id;
+        self.parts = state.parts;
+        self.total = state.total;
+        self.sent = parts_bytes;
+        self.hasher = Some(hasher);
+        Ok(self)
     }
 
     /// Stops between entries: waits for the parts in flight and returns what a later

@@ -176,29 +176,20 @@ pub async fn write_output(
     let mut processed = Box::pin(processed);
 
     // Write: in order, into the sink.
+    let sink = Sink::new(
+        ctx.store.clone(),
+        location.clone(),
+        ctx.encryption.clone(),
+        settings.clone(),
+        ctx.cleanup.clone(),
+        ctx.pool.clone(),
+    );
     let mut writer = match resume {
-        None => {
-            let sink = Sink::new(
-                ctx.store.clone(),
-                location.clone(),
-                ctx.encryption.clone(),
-                settings.clone(),
-                ctx.cleanup.clone(),
-                ctx.pool.clone(),
-            );
-            OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location)
-        }
+        None => OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location),
         Some(r) => {
-            let sink = Sink::resume(
-                ctx.store.clone(),
-                location.clone(),
-                ctx.encryption.clone(),
-                settings.clone(),
-                ctx.cleanup.clone(),
-                ctx.pool.clone(),
-                r.sink.clone(),
-            )
-            .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
+            let sink = sink
+                .resume(r.sink.clone())
+                .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
             OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
         }
     }
