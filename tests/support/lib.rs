@@ -2,6 +2,7 @@
 //! `scripts/local-stack`), session credentials from its STS, zip builders, events,
 //! and checks with independent zip readers (Python's zipfile, `unzip -t`).
 
+pub mod lambda;
 pub mod proxy;
 
 use std::io::{Cursor, Read, Write};
@@ -713,17 +714,29 @@ pub fn transform_examples() -> Vec<Example> {
 /// Builds the `artifact-runner` binary (once per test process) and returns its path.
 pub fn runner_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "artifact-runner"])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo build -p artifact-runner");
-        assert!(status.success(), "building artifact-runner failed");
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join("target"))
-            .join("debug/artifact-runner")
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_binary("artifact-runner", "artifact-runner"))
+        .clone()
+}
+
+/// Builds the Lambda's `bootstrap` binary (debug, once per test process) and returns
+/// its path.
+pub fn bootstrap_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_binary("artifact-lambda", "bootstrap"))
+        .clone()
+}
+
+/// Builds binary `bin` of workspace package `package` (debug) and returns its path.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", package, "--bin", bin])
+        .current_dir(repo_root())
+        .status()
+        .unwrap_or_else(|e| panic!("cargo build -p {package}: {e}"));
+    assert!(status.success(), "building {package} failed");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("debug")
+        .join(bin)
 }

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod stats;
 pub mod store;
 
 pub use artifact_engine::plan::{CustomStep, StepRegistry};

@@ -235,12 +235,18 @@ where
         Ok(()) => return Attempt::Done(Reported::Sent),
         Err(e) => e,
     };
-    let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
     let SdkError::ServiceError(se) = &err else {
         // Timeouts, connection failures, unreadable responses: worth another try.
+        let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
         return Attempt::Failed(ReportErrorKind::Unavailable, message);
     };
     let status = se.raw().status().as_u16();
+    // The service's code and message (the SDK's context would add the raw response).
+    let message = format!(
+        "{}: {} (HTTP {status})",
+        se.err().code().unwrap_or("UnknownError"),
+        se.err().message().unwrap_or("no message")
+    );
     match se.err().code() {
         Some("InvalidJobStateException") => Attempt::Done(Reported::AlreadyReported),
         Some("JobNotFoundException") => Attempt::Done(Reported::JobNotFound),

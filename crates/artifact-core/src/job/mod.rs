@@ -25,6 +25,7 @@ use crate::kms::KeyChecker;
 use crate::pipeline::OutputSummary;
 use crate::report::{ReportError, ReportErrorKind, Reported, Reporter};
 use crate::sink::Cleanup;
+use crate::stats::{JobStats, Metered};
 use crate::store::ObjectStore;
 
 /// Time kept back from the invocation deadline when reporting, so the last report
@@ -153,59 +154,37 @@ impl Worker {
         deadline: Instant,
         execution_id: Option<&str>,
     ) -> Result<Handled, HandleError> {
-        let (job_id, result, ran) = self.run_event(event, deadline).await?;
+        let stats = Arc::new(JobStats::default());
+        let (job_id, result, ran) = self.run_event(event, deadline, &stats).await?;
         let external = execution_id.unwrap_or(&job_id).to_string();
         // Reports may retry until just before the invocation is killed.
         let report_by = deadline
             .checked_sub(REPORT_SAFETY)
             .unwrap_or_else(Instant::now);
+        let reporting = Instant::now();
         let failure = match result {
             Ok(success) => {
-                let continuation = success
-                    .continuation
-                    .as_ref()
-                    .map(|c| (c.token.as_str(), c.percent));
                 match self
-                    .reporter
-                    .success(
-                        &job_id,
-                        &success.output_variables,
-                        &success.summary,
-                        &external,
-                        continuation,
-                        report_by,
-                    )
-                    .await
+                    .report_success(&job_id, &success, &external, report_by, ran.as_ref())
+                    .await?
                 {
                     Ok(reported) => {
-                        tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
                         if let Some(ran) = &ran {
                             after_success(ran, &success, reported, deadline).await;
                         }
+                        let outcome = match success.continuation {
+                            Some(_) => "continued",
+                            None => "succeeded",
+                        };
+                        let entries = success.outputs.iter().map(|o| o.entries).sum();
+                        stats.log_finished(&job_id, outcome, entries, reporting.elapsed());
                         return Ok(Handled {
                             job_id,
                             result: Ok(success),
                             reported,
                         });
                     }
-                    Err(e) if e.kind == ReportErrorKind::Rejected => {
-                        tracing::error!(job_id = %job_id, error = %e, "success report rejected; reporting a failure instead");
-                        if let (Some(ran), Some(c)) = (&ran, &success.continuation) {
-                            // The checkpoint will never be continued.
-                            ran.cleanup.add_continued_state(&c.state);
-                            if let Some((loc, id)) = &c.upload {
-                                ran.cleanup.add_continued_upload(loc, id);
-                            }
-                        }
-                        (
-                            FailureType::JobFailed,
-                            format!(
-                                "the job finished, but CodePipeline rejected its success report: {}",
-                                e.message
-                            ),
-                        )
-                    }
-                    Err(e) => return Err(e.into()),
+                    Err(failure) => failure,
                 }
             }
             Err(err) => (err.failure_type(), err.report_message()),
@@ -219,11 +198,63 @@ impl Worker {
         if let Some(ran) = &ran {
             after_failure(ran, reported, deadline).await;
         }
+        stats.log_finished(&job_id, "failed", 0, reporting.elapsed());
         Ok(Handled {
             job_id,
             result: Err((kind, message)),
             reported,
         })
+    }
+
+    /// Reports a success (or a continuation). A report CodePipeline rejects for good
+    /// becomes the failure to report instead (and a checkpoint it carried will never
+    /// be continued, so its upload and state are removed after that report).
+    async fn report_success(
+        &self,
+        job_id: &str,
+        success: &JobSuccess,
+        external: &str,
+        report_by: Instant,
+        ran: Option<&Ran>,
+    ) -> Result<Result<Reported, (FailureType, String)>, HandleError> {
+        let continuation = success
+            .continuation
+            .as_ref()
+            .map(|c| (c.token.as_str(), c.percent));
+        let sent = self
+            .reporter
+            .success(
+                job_id,
+                &success.output_variables,
+                &success.summary,
+                external,
+                continuation,
+                report_by,
+            )
+            .await;
+        match sent {
+            Ok(reported) => {
+                tracing::info!(job_id = %job_id, ?reported, summary = %success.summary, "job succeeded");
+                Ok(Ok(reported))
+            }
+            Err(e) if e.kind == ReportErrorKind::Rejected => {
+                tracing::error!(job_id = %job_id, error = %e, "success report rejected; reporting a failure instead");
+                if let (Some(ran), Some(c)) = (ran, &success.continuation) {
+                    ran.cleanup.add_continued_state(&c.state);
+                    if let Some((loc, id)) = &c.upload {
+                        ran.cleanup.add_continued_upload(loc, id);
+                    }
+                }
+                Ok(Err((
+                    FailureType::JobFailed,
+                    format!(
+                        "the job finished, but CodePipeline rejected its success report: {}",
+                        e.message
+                    ),
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Parses the event and runs its job; an event with a job id but invalid fields
@@ -232,11 +263,12 @@ impl Worker {
         &self,
         event: serde_json::Value,
         deadline: Instant,
+        stats: &Arc<JobStats>,
     ) -> Result<(String, Result<JobSuccess, JobError>, Option<Ran>), HandleError> {
         match Event::parse(event) {
             Ok(ev) => {
                 let id = ev.job.id.clone();
-                let (result, ran) = self.run_guarded(ev.job, deadline).await;
+                let (result, ran) = self.run_guarded(ev.job, deadline, stats).await;
                 Ok((id, result, ran))
             }
             Err((e, Some(id))) if !id.trim().is_empty() => {
@@ -254,10 +286,14 @@ impl Worker {
         &self,
         job: Job,
         deadline: Instant,
+        stats: &Arc<JobStats>,
     ) -> (Result<JobSuccess, JobError>, Option<Ran>) {
         let store = self.stores.store_for(&job.data.artifact_credentials);
+        let store: Arc<dyn ObjectStore> = Arc::new(Metered::new(store, stats.clone()));
         let cleanup = Arc::new(Cleanup::default());
-        let result = self.run_until_stop(job, deadline, &store, &cleanup).await;
+        let result = self
+            .run_until_stop(job, deadline, &store, &cleanup, stats)
+            .await;
         (result, Some(Ran { store, cleanup }))
     }
 
@@ -267,6 +303,7 @@ impl Worker {
         deadline: Instant,
         store: &Arc<dyn ObjectStore>,
         cleanup: &Arc<Cleanup>,
+        stats: &Arc<JobStats>,
     ) -> Result<JobSuccess, JobError> {
         let margin = self.settings.deadline_margin;
         if let Some(ms) = expired_ms_ago(job.data.artifact_credentials.expiration_time) {
@@ -302,8 +339,8 @@ impl Worker {
         let started = Instant::now();
         let mut task = {
             let this = self.clone_parts();
-            let (store, cleanup) = (store.clone(), cleanup.clone());
-            tokio::spawn(async move { this.run_with(&job, store, cleanup, clock).await })
+            let (store, cleanup, stats) = (store.clone(), cleanup.clone(), stats.clone());
+            tokio::spawn(async move { this.run_with(&job, store, cleanup, clock, stats).await })
         };
         let result = match tokio::time::timeout_at(stop_at.into(), &mut task).await {
             Ok(Ok(r)) => r,
@@ -366,7 +403,10 @@ impl Worker {
         store: Arc<dyn ObjectStore>,
         cleanup: Arc<Cleanup>,
     ) -> Result<JobSuccess, JobError> {
-        self.clone_parts().run_with(job, store, cleanup, None).await
+        let stats = Arc::new(JobStats::default());
+        self.clone_parts()
+            .run_with(job, store, cleanup, None, stats)
+            .await
     }
 }
 

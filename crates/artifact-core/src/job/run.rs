@@ -22,6 +22,7 @@ use crate::pipeline::{write_output, Ctx, InputRef, OutputOutcome, OutputProgress
 use crate::report::{validate_variables, variable_key_part};
 use crate::sink::Cleanup;
 use crate::source::{load_index, IndexLimits, ZipIndex};
+use crate::stats::JobStats;
 use crate::store::{Encryption, ObjectStore};
 
 /// What a job needs from its worker (cheap to clone into the job's task).
@@ -39,6 +40,7 @@ impl WorkerParts {
         store: Arc<dyn ObjectStore>,
         cleanup: Arc<Cleanup>,
         clock: Option<Arc<Clock>>,
+        stats: Arc<JobStats>,
     ) -> Result<JobSuccess, JobError> {
         let started = Instant::now();
         job.validate()?;
@@ -68,7 +70,9 @@ impl WorkerParts {
             kms_key_id: job.data.encryption_key.as_ref().map(|k| k.id.clone()),
         };
         self.check_key(&encryption).await?;
+        let indexing = Instant::now();
         let indexes = self.index_inputs(job, &plan, &store).await?;
+        stats.add_index(indexing.elapsed());
         if let Some(l) = &resumed {
             check_input_etags(job, &l.checkpoint, &indexes)?;
             if let Some(clock) = &clock {
@@ -83,6 +87,7 @@ impl WorkerParts {
             encryption: encryption.clone(),
             cleanup,
             clock: clock.clone(),
+            stats,
         };
         let (done, current, invocations) = match &resumed {
             Some(l) => (
@@ -274,7 +279,7 @@ impl Writing<'_> {
             let between_outputs = current.is_none() && o > 0;
             let clock = self.clock.as_ref();
             if between_outputs && clock.is_some_and(|c| c.should_checkpoint(0, 0, 0)) {
-                return self.checkpoint(done, None).await;
+                return self.checkpoint(ctx, done, None).await;
             }
             let inputs: Vec<InputRef> = ctx
                 .plan
@@ -290,13 +295,14 @@ impl Writing<'_> {
             match write_output(ctx, o, Job::location(a), &inputs, resume).await? {
                 OutputOutcome::Done(summary) => done.push(summary),
                 OutputOutcome::Suspended(progress) => {
-                    return self.checkpoint(done, Some(progress)).await
+                    return self.checkpoint(ctx, done, Some(progress)).await
                 }
             }
         }
         let output_variables = output_variables(&done)?;
         let secs = self.started.elapsed().as_secs_f64();
-        let summary = summary(&done, self.indexes.len(), secs);
+        let figures = ctx.stats.figures(Duration::ZERO).short();
+        let summary = format!("{}; {figures}", summary(&done, self.indexes.len(), secs));
         Ok(JobSuccess {
             outputs: done,
             output_variables,
@@ -311,6 +317,7 @@ impl Writing<'_> {
     /// continuation the job reports.
     async fn checkpoint(
         &mut self,
+        ctx: &Ctx<'_>,
         done: Vec<OutputSummary>,
         current: Option<OutputProgress>,
     ) -> Result<JobSuccess, JobError> {
@@ -357,7 +364,11 @@ impl Writing<'_> {
             .as_ref()
             .map_or(0, |c| c.planned as usize);
         let percent = checkpoint.percent(outputs, planned);
-        let summary = progress_summary(self.job, &checkpoint, percent, self.started);
+        let figures = ctx.stats.figures(Duration::ZERO).short();
+        let summary = format!(
+            "{}; {figures}",
+            progress_summary(self.job, &checkpoint, percent, self.started)
+        );
         tracing::info!(
             job_id = %self.job.id,
             invocation = self.invocations,

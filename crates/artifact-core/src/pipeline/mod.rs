@@ -31,6 +31,7 @@ use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::{Cleanup, Sink, SinkState, SinkSummary};
 use crate::source::{stream_entries, Budgets, ReadPlan, Want, ZipIndex};
+use crate::stats::JobStats;
 use crate::store::{Encryption, ObjectStore};
 
 /// An input as the pipeline sees it.
@@ -81,6 +82,8 @@ pub struct Ctx<'a> {
     pub cleanup: Arc<Cleanup>,
     /// When to checkpoint (`None`: the output is always finished in one go).
     pub clock: Option<Arc<Clock>>,
+    /// The job's counters (see [`crate::stats`]).
+    pub stats: Arc<JobStats>,
 }
 
 /// An output stopped between entries by a checkpoint (see [`crate::continuation`]).
@@ -166,6 +169,7 @@ pub async fn write_output(
         output: o,
         pool: ctx.pool.clone(),
         max_transform_size: settings.max_transform_size,
+        stats: ctx.stats.clone(),
     };
     let processed = pieces
         .map(move |piece| {

@@ -22,6 +22,7 @@ use super::InputRef;
 use crate::bridge::on_pool;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::source::Piece;
+use crate::stats::JobStats;
 
 /// A large raw entry being streamed to the writer.
 pub(super) struct BigEntry {
@@ -61,6 +62,7 @@ pub(super) struct Processor {
     pub output: usize,
     pub pool: Arc<rayon::ThreadPool>,
     pub max_transform_size: u64,
+    pub stats: Arc<JobStats>,
 }
 
 impl Processor {
@@ -91,10 +93,13 @@ impl Processor {
         let result = if p.plan.needs_cpu(e.method) {
             let this = self.clone();
             on_pool(&self.pool, move || {
+                let started = std::time::Instant::now();
                 let p = &this.planned[tag];
                 let e = &this.inputs[p.source].index.entries[p.entry];
                 let op = this.plan.output(this.output);
-                process_entry(e, region, op, &p.plan, this.max_transform_size)
+                let done = process_entry(e, region, op, &p.plan, this.max_transform_size);
+                this.stats.add_transform(started.elapsed());
+                done
             })
             .await
             .map_err(|panic| {
