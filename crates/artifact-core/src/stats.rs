@@ -39,6 +39,8 @@ pub struct JobStats {
     upload_ns: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    input_size: AtomicU64,
+    transformed: AtomicU64,
 }
 
 impl Default for JobStats {
@@ -51,6 +53,8 @@ impl Default for JobStats {
             upload_ns: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            input_size: AtomicU64::new(0),
+            transformed: AtomicU64::new(0),
         }
     }
 }
@@ -72,6 +76,12 @@ impl JobStats {
     /// One entry's processing on the pool took `d`.
     pub fn add_transform(&self, d: Duration) {
         add(&self.transform_ns, d);
+        self.transformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The inputs to read are `bytes` in all (set once they are indexed).
+    pub fn set_input_size(&self, bytes: u64) {
+        self.input_size.store(bytes, Ordering::Relaxed);
     }
 
     fn add_read(&self, d: Duration, bytes: u64) {
@@ -96,6 +106,8 @@ impl JobStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             peak_rss: peak_rss_bytes(),
+            input_size: self.input_size.load(Ordering::Relaxed),
+            entries_processed: self.transformed.load(Ordering::Relaxed),
         }
     }
 
@@ -143,6 +155,10 @@ pub struct Figures {
     pub bytes_out: u64,
     /// The process's peak resident memory, where the OS tells it.
     pub peak_rss: Option<u64>,
+    /// The indexed inputs' size (0 until they are indexed).
+    pub input_size: u64,
+    /// Entries processed on the transform pool so far.
+    pub entries_processed: u64,
 }
 
 impl Figures {
@@ -165,15 +181,26 @@ impl Figures {
             .peak_rss
             .map_or(String::new(), |b| format!(", peak {} MiB", b >> 20));
         format!(
-            "in {:.1} MB, out {:.1} MB, {:.1} MB/s{peak}; index {}, read {}, transform {}, upload {}",
-            self.bytes_in as f64 / 1e6,
-            self.bytes_out as f64 / 1e6,
+            "in {}, out {}, {:.1} MB/s{peak}; index {}, read {}, transform {}, upload {}",
+            human_bytes(self.bytes_in),
+            human_bytes(self.bytes_out),
             self.mb_per_s(),
             s(self.index),
             s(self.read),
             s(self.transform),
             s(self.upload),
         )
+    }
+}
+
+/// `532 B`, `4.9 kB`, `12.3 MB`, `1.20 GB` (powers of 1,000, as S3 and Lambda
+/// count).
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`Worker::run`] does the work without reporting (library use, tests);
 //! [`Worker::handle`] is what the Lambda and the runner call.
 
+pub mod dry_run;
 mod run;
 
 use std::collections::BTreeMap;
@@ -155,6 +156,19 @@ impl Worker {
         execution_id: Option<&str>,
     ) -> Result<Handled, HandleError> {
         let stats = Arc::new(JobStats::default());
+        self.handle_counted(event, deadline, execution_id, stats)
+            .await
+    }
+
+    /// [`Self::handle`], counting into `stats` (which a caller may watch for
+    /// progress while the job runs).
+    pub async fn handle_counted(
+        &self,
+        event: serde_json::Value,
+        deadline: Instant,
+        execution_id: Option<&str>,
+        stats: Arc<JobStats>,
+    ) -> Result<Handled, HandleError> {
         let (job_id, result, ran) = self.run_event(event, deadline, &stats).await?;
         let external = execution_id.unwrap_or(&job_id).to_string();
         // Reports may retry until just before the invocation is killed.

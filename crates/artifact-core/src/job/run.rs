@@ -73,6 +73,7 @@ impl WorkerParts {
         let indexing = Instant::now();
         let indexes = self.index_inputs(job, &plan, &store).await?;
         stats.add_index(indexing.elapsed());
+        stats.set_input_size(indexes.values().map(|i| i.size).sum());
         if let Some(l) = &resumed {
             check_input_etags(job, &l.checkpoint, &indexes)?;
             if let Some(clock) = &clock {
@@ -160,7 +161,7 @@ impl WorkerParts {
     /// before any data moves.
     /// `first_job_id` is the job id of the action's first invocation (the same in
     /// every continuation, so a templated job id does not change mid-output).
-    fn compile_plan(&self, job: &Job, first_job_id: &str) -> Result<Plan, JobError> {
+    pub(super) fn compile_plan(&self, job: &Job, first_job_id: &str) -> Result<Plan, JobError> {
         let data = &job.data;
         let config = &data.action_configuration.configuration;
         let spec = PlanSpec::parse(config.user_parameters.as_deref())?;
@@ -207,7 +208,7 @@ impl WorkerParts {
 
     /// Indexes the inputs that feed some output, within the job's index memory and
     /// the plan's bomb limits (both from declared values, before data moves).
-    async fn index_inputs(
+    pub(super) async fn index_inputs(
         &self,
         job: &Job,
         plan: &Plan,

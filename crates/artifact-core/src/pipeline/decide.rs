@@ -25,7 +25,7 @@ use crate::error::{ArtifactCause, JobError, Side};
 use crate::source::Want;
 
 /// An output's entries, decided.
-pub(super) struct Decided {
+pub(crate) struct Decided {
     /// Entries to write, in output order (a read's `tag` indexes this).
     pub planned: Arc<Vec<Planned>>,
     /// What to read of each input, in input order.
@@ -36,7 +36,7 @@ pub(super) struct Decided {
 
 /// Decides output `op` over `inputs`; errors name the output (clashes) or the input
 /// entry (too large to transform).
-pub(super) fn decide(
+pub(crate) fn decide(
     op: &OutputPlan,
     inputs: &[InputRef],
     settings: &Settings,

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-mod decide;
+pub(crate) mod decide;
 mod process;
 mod write;
 

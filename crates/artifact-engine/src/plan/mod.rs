@@ -330,6 +330,15 @@ impl EntryPlan {
     }
 }
 
+/// What [`OutputPlan::trace_kind`] found for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// Steps that matched the entry, in order.
+    pub matched: Vec<usize>,
+    /// What [`OutputPlan::decide_kind`] decides.
+    pub decided: Result<Option<EntryPlan>, String>,
+}
+
 /// Something written after the streamed entries.
 #[derive(Debug, Clone)]
 pub enum Extra<'a> {
@@ -1066,6 +1075,39 @@ impl OutputPlan {
         name: &str,
         kind: EntryKind,
     ) -> Result<Option<EntryPlan>, String> {
+        self.decide_traced(source, name, kind, None)
+    }
+
+    /// [`Self::decide_kind`], also telling which steps matched the entry on its way
+    /// (in step order; a `select` step that dropped it is the last), for dry runs.
+    pub fn trace_kind(&self, source: usize, name: &str, kind: EntryKind) -> Trace {
+        let mut matched = Vec::new();
+        let decided = self.decide_traced(source, name, kind, Some(&mut matched));
+        Trace { matched, decided }
+    }
+
+    /// The label of step `i` (`steps[2] (template)`), as errors name it.
+    pub fn step_label(&self, i: usize) -> &str {
+        &self.labels[i]
+    }
+
+    /// How many steps the output has (indexes for [`Self::step_label`]).
+    pub fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn decide_traced(
+        &self,
+        source: usize,
+        name: &str,
+        kind: EntryKind,
+        mut trace: Option<&mut Vec<usize>>,
+    ) -> Result<Option<EntryPlan>, String> {
+        let mut matched = |i: usize| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(i);
+            }
+        };
         let is_dir = kind.is_dir();
         let is_link = kind == EntryKind::Symlink;
         let src = &self.sources[source];
@@ -1093,7 +1135,11 @@ impl OutputPlan {
                     if inputs.as_ref().is_some_and(|v| !v.contains(&src.input)) {
                         continue;
                     }
-                    if matches(globs, &path) != *include {
+                    let hit = matches(globs, &path);
+                    if hit {
+                        matched(i);
+                    }
+                    if hit != *include {
                         return Ok(None);
                     }
                 }
@@ -1105,6 +1151,7 @@ impl OutputPlan {
                     add,
                 } => {
                     if globs.as_ref().is_none_or(|g| matches(g, &path)) {
+                        matched(i);
                         if is_dir && *flatten {
                             return Ok(None);
                         }
@@ -1122,6 +1169,7 @@ impl OutputPlan {
                 }
                 Step::Content { globs, .. } => {
                     if !is_dir && !is_link && globs.is_match(&path, false) {
+                        matched(i);
                         ep.ops.push(i);
                     }
                 }
@@ -1134,6 +1182,7 @@ impl OutputPlan {
                                 self.labels[i]
                             ));
                         }
+                        matched(i);
                         ep.ops.push(i);
                     }
                 }
@@ -1146,6 +1195,7 @@ impl OutputPlan {
                     dir_mode,
                 } => {
                     if globs.as_ref().is_none_or(|g| matches(g, &path)) {
+                        matched(i);
                         if is_link {
                             // The target is stored as is; the mode keeps the link type.
                             ep.mode = file_mode.or(ep.mode);
@@ -1291,11 +1341,17 @@ impl OutputPlan {
 
     /// Files written after the streamed entries, in step order.
     pub fn extras(&self) -> Vec<Extra<'_>> {
+        self.extra_steps().into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// [`Self::extras`], each with the index of the step that adds it.
+    pub fn extra_steps(&self) -> Vec<(usize, Extra<'_>)> {
         self.steps
             .iter()
-            .filter_map(|s| match s {
-                Step::Add { path, data } => Some(Extra::Add { path, data }),
-                Step::Manifest { path } => Some(Extra::Manifest { path }),
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Step::Add { path, data } => Some((i, Extra::Add { path, data })),
+                Step::Manifest { path } => Some((i, Extra::Manifest { path })),
                 _ => None,
             })
             .collect()

@@ -1,0 +1,266 @@
+//! The dry run (`artifact-runner plan`): everything a job decides before data
+//! moves, without writing anything. The event is validated and the plan compiled
+//! as the job would; the inputs' central directories are read (ranged GETs of the
+//! directory only); each output is decided by the same code the job uses, so a
+//! name clash or an entry too large to transform fails here as it would there.
+//!
+//! The result lists, per output, every input entry's fate (raw copy, transformed,
+//! recompressed, dropped, and why) with the steps that matched it, the files the
+//! plan adds, and how many entries each step matched.
+
+use artifact_engine::plan::{EntryKind, EntryPlan, Extra, OutputPlan};
+use serde::Serialize;
+use std::collections::HashMap;
+
+use super::Worker;
+use crate::error::{ArtifactCause, JobError, Side};
+use crate::event::{Event, Job};
+use crate::pipeline::decide::decide;
+use crate::pipeline::InputRef;
+
+/// What a job would do.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    /// The event's job id.
+    pub job_id: String,
+    /// Per output artifact, in event order.
+    pub outputs: Vec<OutputDryRun>,
+}
+
+/// What one output would get.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputDryRun {
+    /// Output artifact name.
+    pub name: String,
+    /// Its input artifacts, in order.
+    pub sources: Vec<String>,
+    /// Every step with the number of entries it matched.
+    pub steps: Vec<StepMatches>,
+    /// Every input entry, and every added file.
+    pub entries: Vec<EntryFate>,
+    /// Entries per fate.
+    pub counts: HashMap<Fate, u64>,
+}
+
+/// A step and how many entries it matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMatches {
+    /// As errors name it: `steps[1] (template)`.
+    pub step: String,
+    /// Entries (or added files) it matched.
+    pub matched: u64,
+}
+
+/// What happens to an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fate {
+    /// Copied as it is (compressed bytes unchanged).
+    Raw,
+    /// Changed by content steps.
+    Transformed,
+    /// Same content, recompressed (a `pack` compression or level).
+    Recompressed,
+    /// Left out.
+    Dropped,
+    /// Added by the plan (`add`, `manifest`).
+    Added,
+}
+
+/// One entry's fate in one output.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryFate {
+    /// The input artifact (none for added files).
+    pub input: Option<String>,
+    /// The entry's name in its input (none for added files).
+    pub entry: Option<String>,
+    /// Its path in the output (none when dropped).
+    pub path: Option<String>,
+    /// What happens to it.
+    pub fate: Fate,
+    /// The steps that matched it, in order.
+    pub steps: Vec<String>,
+    /// Why it is dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Worker {
+    /// Decides the job in `event` without writing anything (see the module doc).
+    /// Errors are the ones the job would fail with, before any data moved.
+    pub async fn dry_run(&self, event: serde_json::Value) -> Result<DryRun, JobError> {
+        let job = Event::parse(event).map_err(|(e, _)| JobError::from(e))?.job;
+        job.validate()?;
+        let parts = self.clone_parts();
+        let plan = parts.compile_plan(&job, &job.id)?;
+        let store = self.stores.store_for(&job.data.artifact_credentials);
+        let indexes = parts.index_inputs(&job, &plan, &store).await?;
+        let mut outputs = Vec::new();
+        for (o, artifact) in job.data.output_artifacts.iter().enumerate() {
+            let op = plan.output(o);
+            let inputs: Vec<InputRef> = op
+                .sources
+                .iter()
+                .map(|s| InputRef {
+                    name: s.input_name.clone(),
+                    index: indexes[&s.input].clone(),
+                })
+                .collect();
+            let location = Job::location(artifact);
+            let out_err =
+                |c: ArtifactCause| JobError::artifact(Side::Output, &op.name, location, c);
+            let decided = decide(op, &inputs, &self.settings, out_err)?;
+            outputs.push(output_dry_run(op, &inputs, &decided.planned));
+        }
+        Ok(DryRun {
+            job_id: job.id,
+            outputs,
+        })
+    }
+}
+
+/// Every input entry's fate in `op`, given what the job decided (`planned`).
+fn output_dry_run(
+    op: &OutputPlan,
+    inputs: &[InputRef],
+    planned: &[artifact_engine::plan::Planned],
+) -> OutputDryRun {
+    let kept: HashMap<(usize, usize), &EntryPlan> = planned
+        .iter()
+        .map(|p| ((p.source, p.entry), &p.plan))
+        .collect();
+    let mut matched = vec![0u64; op.step_count()];
+    let mut entries = Vec::new();
+    for (s, input) in inputs.iter().enumerate() {
+        for (i, e) in input.index.entries.iter().enumerate() {
+            let trace = op.trace_kind(s, &e.name, EntryKind::of(e));
+            for &step in &trace.matched {
+                matched[step] += 1;
+            }
+            let steps = trace.matched.iter().map(|&i| label(op, i)).collect();
+            let (fate, path, reason) = match kept.get(&(s, i)) {
+                Some(ep) => (kept_fate(op, ep, e.method), Some(ep.name.clone()), None),
+                None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
+            };
+            entries.push(EntryFate {
+                input: Some(input.name.clone()),
+                entry: Some(e.name.clone()),
+                path,
+                fate,
+                steps,
+                reason,
+            });
+        }
+    }
+    for (step, extra) in op.extra_steps() {
+        matched[step] += 1;
+        let path = match extra {
+            Extra::Add { path, .. } | Extra::Manifest { path } => path.to_string(),
+        };
+        entries.push(EntryFate {
+            input: None,
+            entry: None,
+            path: Some(path),
+            fate: Fate::Added,
+            steps: vec![label(op, step)],
+            reason: None,
+        });
+    }
+    let mut counts = HashMap::new();
+    for e in &entries {
+        *counts.entry(e.fate).or_insert(0) += 1;
+    }
+    OutputDryRun {
+        name: op.name.clone(),
+        sources: op.sources.iter().map(|s| s.input_name.clone()).collect(),
+        steps: (0..op.step_count())
+            .map(|i| StepMatches {
+                step: label(op, i),
+                matched: matched[i],
+            })
+            .collect(),
+        entries,
+        counts,
+    }
+}
+
+fn label(op: &OutputPlan, i: usize) -> String {
+    op.step_label(i).to_string()
+}
+
+/// A kept entry's fate: content steps other than `export` (which only reads)
+/// transform it; a compression change recompresses it; else it is copied raw.
+fn kept_fate(op: &OutputPlan, ep: &EntryPlan, method: u16) -> Fate {
+    let changes = ep
+        .ops
+        .iter()
+        .any(|&i| !op.step_label(i).ends_with("(export)"));
+    if changes {
+        Fate::Transformed
+    } else if ep.level.is_some() || ep.method.is_some_and(|m| m != method) {
+        Fate::Recompressed
+    } else {
+        Fate::Raw
+    }
+}
+
+/// Why an entry the plan would keep on its own is not in the output.
+fn drop_reason(op: &OutputPlan, trace: &artifact_engine::plan::Trace) -> String {
+    match &trace.decided {
+        Ok(None) => match trace.matched.last() {
+            Some(&i) if is_select(op, i) => format!("dropped by {}", op.step_label(i)),
+            _ if op.sources.is_empty() => "no source".into(),
+            _ => "left out (not selected, a symbolic link under \"symlinks\": \"drop\", \
+                  or a directory a move flattened)"
+                .into(),
+        },
+        Ok(Some(ep)) => format!(
+            "another entry has the output path {:?} (on_conflict: {:?})",
+            ep.name, op.on_conflict
+        ),
+        Err(why) => why.clone(),
+    }
+}
+
+fn is_select(op: &OutputPlan, i: usize) -> bool {
+    let l = op.step_label(i);
+    l.ends_with("(include)") || l.ends_with("(exclude)")
+}
+
+/// Checks a UserParameters document offline, as the job would before any data
+/// moves, for an action with these input and output artifact names (the built-in
+/// variables get placeholders). The error is the job's, with the message it would
+/// report.
+pub fn validate_user_parameters(
+    text: &str,
+    inputs: &[String],
+    outputs: &[String],
+    steps: &artifact_engine::plan::StepRegistry,
+) -> Result<(), JobError> {
+    use artifact_engine::plan::{JobContext, Plan, PlanSpec};
+    let spec = PlanSpec::parse(Some(text))?;
+    let mut builtins = std::collections::BTreeMap::from([
+        (
+            "CODEPIPELINE_JOB_ID".to_string(),
+            "00000000-0000-0000-0000-000000000000".to_string(),
+        ),
+        (
+            "CODEPIPELINE_ACCOUNT_ID".to_string(),
+            "123456789012".to_string(),
+        ),
+    ]);
+    for name in inputs {
+        let key = crate::report::variable_key_part(name).replace(['-', '@'], "_");
+        builtins.insert(format!("{key}_REVISION"), "0".repeat(40));
+    }
+    let ctx = JobContext {
+        inputs: inputs.to_vec(),
+        outputs: outputs.to_vec(),
+        builtins,
+    };
+    Plan::compile_with(&spec, &ctx, steps)?;
+    Ok(())
+}
