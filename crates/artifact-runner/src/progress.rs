@@ -41,7 +41,8 @@ impl Progress {
             loop {
                 let f = stats.figures(Duration::ZERO);
                 if f.input_size > 0 {
-                    read.set_length(f.input_size);
+                    // Reads also fetch the central directories: never past 100%.
+                    read.set_length(f.input_size.max(f.bytes_in));
                 }
                 read.set_position(f.bytes_in);
                 transform.set_position(f.entries_processed);
