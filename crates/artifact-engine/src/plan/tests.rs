@@ -906,3 +906,34 @@ fn entries_under_a_kept_link_are_refused() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_trace_names_the_steps_an_entry_meets_and_the_one_that_drops_it() {
+    let p = one(r#"{"variables":{"V":"1"},"steps":[
+            {"move":{"files":["src/**"],"strip_prefix":"src/"}},
+            {"exclude":["**/*.map"]},
+            {"template":{"files":["*.json"]}},
+            {"pack":{"files":["*.json"],"level":9}}]}"#);
+    let o = p.output(0);
+    assert_eq!(o.step_count(), 4);
+    assert_eq!(o.step_label(2), "steps[2] (template)");
+    let kept = o.trace_kind(0, "src/app.json", EntryKind::File);
+    assert_eq!(kept.matched, [0, 2, 3]);
+    let ep = kept.decided.unwrap().unwrap();
+    assert_eq!(
+        (ep.name.as_str(), ep.ops.as_slice()),
+        ("app.json", &[2][..])
+    );
+    // The decision is the untraced one.
+    assert_eq!(
+        o.decide_kind(0, "src/app.json", EntryKind::File)
+            .unwrap()
+            .unwrap(),
+        ep
+    );
+    let dropped = o.trace_kind(0, "src/app.js.map", EntryKind::File);
+    assert_eq!(dropped.matched, [0, 1]);
+    assert_eq!(dropped.decided, Ok(None));
+    let untouched = o.trace_kind(0, "README.md", EntryKind::File);
+    assert!(untouched.matched.is_empty());
+}
