@@ -719,11 +719,15 @@ pub fn runner_binary() -> PathBuf {
 }
 
 /// Builds the Lambda's `bootstrap` binary (debug, once per test process) and returns
-/// its path.
+/// its path; `ARTIFACT_TEST_BOOTSTRAP` names another one instead (e.g. the packaged
+/// release binary, or a wrapper running the arm64 one under qemu-user).
 pub fn bootstrap_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("artifact-lambda", "bootstrap"))
-        .clone()
+    BIN.get_or_init(|| match std::env::var_os("ARTIFACT_TEST_BOOTSTRAP") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_binary("artifact-lambda", "bootstrap"),
+    })
+    .clone()
 }
 
 /// Builds binary `bin` of workspace package `package` (debug) and returns its path.

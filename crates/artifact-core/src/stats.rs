@@ -330,11 +330,10 @@ mod tests {
         let f = stats.figures(Duration::from_millis(3));
         assert_eq!((f.bytes_in, f.bytes_out), (100, 1000));
         assert_eq!(f.report, Duration::from_millis(3));
-        assert!(
-            f.short().starts_with("in 0.0 MB, out 0.0 MB, "),
-            "{}",
-            f.short()
-        );
+        let short = f.short();
+        assert!(short.starts_with("in 100 B, out 1.0 kB, "), "{short}");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+        assert_eq!(human_bytes(1_200_000_000), "1.20 GB");
         if cfg!(target_os = "linux") {
             assert!(f.peak_rss.unwrap() > 1 << 20);
         }
