@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::plan::{EntryPlan, Export, Extra, OutputPlan, TransformError};
 use crate::zip::read::{check_local_header, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 use crate::zip::EntryMeta;
-use crate::ZipError;
+use crate::zip::ZipError;
 
 /// One processed entry, ready for the writer.
 #[derive(Debug, Clone)]

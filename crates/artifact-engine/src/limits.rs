@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::zip::CdEntry;
-use crate::ZipError;
+use crate::zip::ZipError;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;

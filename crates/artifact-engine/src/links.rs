@@ -14,7 +14,7 @@
 use crate::entry::decompress;
 use crate::plan::{EntryPlan, Symlinks};
 use crate::zip::read::CdEntry;
-use crate::ZipError;
+use crate::zip::ZipError;
 
 /// Longest link target accepted, in bytes (Linux `PATH_MAX`).
 pub const MAX_LINK_TARGET: usize = 4096;

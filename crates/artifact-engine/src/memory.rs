@@ -13,8 +13,8 @@ use crate::links::check_symlink;
 use crate::plan::{layout_output_kinds, EntryKind, EntryPlan, Export, OutputPlan, Plan};
 use crate::streamed::{streamable, EntryStreamer, StreamedEntry};
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
+use crate::zip::ZipError;
 use crate::zip::{EntryMeta, ZipWriter};
-use crate::ZipError;
 
 /// Summary of a rewrite.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

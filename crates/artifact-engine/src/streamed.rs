@@ -17,7 +17,7 @@ use crate::entry::EntryError;
 use crate::plan::stream::StreamSteps;
 use crate::plan::{EntryPlan, OutputPlan};
 use crate::zip::read::{CdEntry, METHOD_DEFLATED, METHOD_STORED};
-use crate::ZipError;
+use crate::zip::ZipError;
 
 /// True when entry `e`, planned as `ep`, can be transformed as it streams: every
 /// step is `template` or a literal `replace`, the output is deflated (a data

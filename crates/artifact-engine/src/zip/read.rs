@@ -23,7 +23,7 @@
 //! unchanged) and must plan coalesced ranged reads from the central directory alone.
 
 use crate::names::{case_clash_why, check_name, CaseIndex, NameRules};
-use crate::ZipError;
+use crate::zip::ZipError;
 
 pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
 pub(crate) const EOCD64_SIG: u32 = 0x0606_4b50;

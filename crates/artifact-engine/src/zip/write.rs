@@ -23,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::read::{CDH_SIG, EOCD64_LOCATOR_SIG, EOCD64_SIG, EOCD_SIG, FLAG_UTF8, LFH_SIG};
-use crate::ZipError;
+use crate::zip::ZipError;
 
 const U32_MAX: u64 = 0xFFFF_FFFF;
 const FLAG_DATA_DESCRIPTOR: u16 = 0x0008;

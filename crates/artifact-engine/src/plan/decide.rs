@@ -1,0 +1,386 @@
+//! Per-entry decisions: what happens to one input entry in one output — its new path
+//! (`move`), whether it is kept (`include`/`exclude`, `symlinks`), which content and
+//! export steps touch it, and how it is packed — from its name and kind alone, so
+//! every entry is decided from the central directories before data moves.
+//!
+//! Invariant: a decided path has passed [`validate_name`]; a symbolic link never gets
+//! content steps, exports or a compression change (its data is the target path).
+
+use regex::Regex;
+
+use super::glob::Globs;
+use super::{OutputPlan, Step, Symlinks};
+use crate::zip::read::{validate_name, CdEntry};
+
+/// What happens to one entry in one output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPlan {
+    /// Path in the output.
+    pub name: String,
+    /// Content and export steps, in order (indices into the output's steps).
+    pub ops: Vec<usize>,
+    /// Forced compression method (0 or 8).
+    pub method: Option<u16>,
+    /// Forced deflate level (forces recompression).
+    pub level: Option<u32>,
+    /// Forced DOS (date, time).
+    pub mtime: Option<(u16, u16)>,
+    /// Forced Unix permission bits.
+    pub mode: Option<u32>,
+    /// The manifest needs this entry's SHA-256 (for a link: of its target path, the
+    /// entry's data).
+    pub hash: bool,
+    /// A raw copy must still be inflated to check its CRC-32 and size.
+    pub verify: bool,
+    /// `Some(mode)` when the entry is a symbolic link (planned with
+    /// [`OutputPlan::decide_kind`] or [`layout_output_kinds`]), with the plan's
+    /// `symlinks` mode: such an entry has no content steps, exports or forced
+    /// compression, and its target must be checked with [`crate::links::check_symlink`]
+    /// before it is written. `None` for files and directories.
+    pub symlink: Option<Symlinks>,
+}
+
+/// What kind of entry is being planned: decides which steps may touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file (the default for entries without a Unix mode).
+    File,
+    /// A directory (name ending in `/`).
+    Dir,
+    /// A symbolic link (Unix mode `S_IFLNK`); its data is the target.
+    Symlink,
+}
+
+impl EntryKind {
+    /// The kind of a central-directory entry: a link when its Unix mode says so
+    /// (whatever its name), else a directory when its name ends in `/`, else a file.
+    pub fn of(e: &CdEntry) -> EntryKind {
+        if e.is_symlink() {
+            EntryKind::Symlink
+        } else {
+            EntryKind::from_is_dir(e.is_dir())
+        }
+    }
+
+    /// `Dir` or `File`.
+    pub fn from_is_dir(is_dir: bool) -> EntryKind {
+        if is_dir {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        }
+    }
+
+    /// True for `Dir`.
+    pub fn is_dir(self) -> bool {
+        self == EntryKind::Dir
+    }
+}
+
+impl EntryPlan {
+    /// True when processing the entry needs CPU: its content is needed, or a raw
+    /// copy must be verified (stored or deflated entries; other methods cannot be
+    /// inflated here and are copied as they are).
+    pub fn needs_cpu(&self, current_method: u16) -> bool {
+        self.needs_content(current_method)
+            || (self.verify
+                && matches!(
+                    current_method,
+                    crate::zip::read::METHOD_STORED | crate::zip::read::METHOD_DEFLATED
+                ))
+    }
+
+    /// True when the entry's content must be decompressed (content steps, exports,
+    /// manifest hashing, or a compression change).
+    pub fn needs_content(&self, current_method: u16) -> bool {
+        !self.ops.is_empty()
+            || self.hash
+            || self.level.is_some()
+            || self.method.is_some_and(|m| m != current_method)
+    }
+}
+
+/// What [`OutputPlan::trace_kind`] found for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// Steps that matched the entry, in order.
+    pub matched: Vec<usize>,
+    /// What [`OutputPlan::decide_kind`] decides.
+    pub decided: Result<Option<EntryPlan>, String>,
+}
+
+impl OutputPlan {
+    /// What happens to entry `name` of source `source` (index into [`Self::sources`]).
+    /// `Ok(None)`: dropped. `Err`: the entry's new path is invalid.
+    ///
+    /// Knows only files and directories: for archives that may hold symbolic links,
+    /// use [`Self::decide_kind`] with [`EntryKind::of`].
+    pub fn decide(
+        &self,
+        source: usize,
+        name: &str,
+        is_dir: bool,
+    ) -> Result<Option<EntryPlan>, String> {
+        self.decide_kind(source, name, EntryKind::from_is_dir(is_dir))
+    }
+
+    /// [`Self::decide`] for an entry of kind `kind`. A symbolic link is renamed,
+    /// selected and given a time and permissions like a file (its type stays a link),
+    /// but no content step, `export` or compression change applies to it: its data is
+    /// the target path. An `export` naming it fails; under `"symlinks": "drop"` it is
+    /// dropped, under `"fail"` refused; under `"keep"` it is planned with
+    /// [`EntryPlan::symlink`] set, and its target must pass
+    /// [`crate::links::check_symlink`].
+    pub fn decide_kind(
+        &self,
+        source: usize,
+        name: &str,
+        kind: EntryKind,
+    ) -> Result<Option<EntryPlan>, String> {
+        self.decide_traced(source, name, kind, None)
+    }
+
+    /// [`Self::decide_kind`], also telling which steps matched the entry on its way
+    /// (in step order; a `select` step that dropped it is the last), for dry runs.
+    pub fn trace_kind(&self, source: usize, name: &str, kind: EntryKind) -> Trace {
+        let mut matched = Vec::new();
+        let decided = self.decide_traced(source, name, kind, Some(&mut matched));
+        Trace { matched, decided }
+    }
+
+    fn decide_traced(
+        &self,
+        source: usize,
+        name: &str,
+        kind: EntryKind,
+        mut trace: Option<&mut Vec<usize>>,
+    ) -> Result<Option<EntryPlan>, String> {
+        let mut record = |i: usize| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(i);
+            }
+        };
+        let src = &self.sources[source];
+        let mut d = Deciding {
+            kind,
+            input: src.input,
+            path: format!("{}{name}", src.prefix),
+            plan: EntryPlan {
+                name: String::new(),
+                ops: Vec::new(),
+                method: None,
+                level: None,
+                mtime: None,
+                mode: None,
+                hash: false,
+                verify: self.verify,
+                symlink: (kind == EntryKind::Symlink).then_some(self.symlinks),
+            },
+        };
+        for (i, s) in self.steps.iter().enumerate() {
+            match d.step(i, s, &self.labels[i])? {
+                Verdict::Skipped => {}
+                Verdict::Matched => record(i),
+                Verdict::Dropped { matched } => {
+                    if matched {
+                        record(i);
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        self.finish(d)
+    }
+
+    /// The entry after every step: its final path checked, its link rule applied.
+    fn finish(&self, d: Deciding) -> Result<Option<EntryPlan>, String> {
+        let Deciding {
+            kind,
+            mut path,
+            plan: mut ep,
+            ..
+        } = d;
+        if kind.is_dir() && !path.ends_with('/') {
+            path.push('/');
+        }
+        validate_name(&path).map_err(|why| format!("new path {path:?} is invalid: {why}"))?;
+        if kind == EntryKind::Symlink {
+            match self.symlinks {
+                Symlinks::Keep => {}
+                Symlinks::Drop => return Ok(None),
+                Symlinks::Fail => {
+                    return Err(format!(
+                        "is a symbolic link, which \"symlinks\": \"fail\" refuses (output path \
+                         {path:?}; \"drop\" leaves links out, \"keep\" keeps those inside \
+                         the artifact)"
+                    ))
+                }
+            }
+        }
+        ep.hash = self.manifest && !kind.is_dir();
+        ep.name = path;
+        Ok(Some(ep))
+    }
+}
+
+/// One entry on its way through an output's steps: its path so far and its plan.
+struct Deciding {
+    kind: EntryKind,
+    /// The input artifact it comes from.
+    input: usize,
+    path: String,
+    plan: EntryPlan,
+}
+
+/// What one step did to a [`Deciding`] entry.
+enum Verdict {
+    /// The step does not apply to the entry.
+    Skipped,
+    /// The step matched and the entry goes on.
+    Matched,
+    /// The entry is left out (by this step's match, or by not matching an `include`).
+    Dropped { matched: bool },
+}
+
+impl Deciding {
+    /// Directory paths keep their trailing `/`; globs match them with or without it.
+    fn matches(&self, globs: &Globs) -> bool {
+        globs.is_match(&self.path, self.kind.is_dir())
+    }
+
+    fn matches_all(&self, globs: &Option<Globs>) -> bool {
+        globs.as_ref().is_none_or(|g| self.matches(g))
+    }
+
+    /// Step `i` (labelled `label`) applied to the entry.
+    fn step(&mut self, i: usize, s: &Step, label: &str) -> Result<Verdict, String> {
+        let (is_dir, is_link) = (self.kind.is_dir(), self.kind == EntryKind::Symlink);
+        Ok(match s {
+            Step::Select {
+                include,
+                globs,
+                inputs,
+            } => {
+                if inputs.as_ref().is_some_and(|v| !v.contains(&self.input)) {
+                    return Ok(Verdict::Skipped);
+                }
+                let hit = self.matches(globs);
+                match (hit, hit == *include) {
+                    (_, false) => Verdict::Dropped { matched: hit },
+                    (true, true) => Verdict::Matched,
+                    (false, true) => Verdict::Skipped,
+                }
+            }
+            Step::Move { globs, .. } if !self.matches_all(globs) => Verdict::Skipped,
+            Step::Move { .. } => self.moved(s, label)?,
+            Step::Content { globs, .. } => {
+                if is_dir || is_link || !globs.is_match(&self.path, false) {
+                    return Ok(Verdict::Skipped);
+                }
+                self.plan.ops.push(i);
+                Verdict::Matched
+            }
+            Step::Export { file, .. } => {
+                if is_dir || file != &self.path {
+                    return Ok(Verdict::Skipped);
+                }
+                if is_link {
+                    return Err(format!(
+                        "{label} reads {:?}, which is a symbolic link (its data is the link \
+                         target, not file content): export a regular file",
+                        self.path
+                    ));
+                }
+                self.plan.ops.push(i);
+                Verdict::Matched
+            }
+            Step::Pack { globs, .. } if !self.matches_all(globs) => Verdict::Skipped,
+            Step::Pack { .. } => {
+                self.packed(s);
+                Verdict::Matched
+            }
+            Step::Add { .. } | Step::Manifest { .. } => Verdict::Skipped,
+        })
+    }
+
+    /// A matching `move` step: the new path, checked.
+    fn moved(&mut self, s: &Step, label: &str) -> Result<Verdict, String> {
+        let Step::Move {
+            strip,
+            regex,
+            flatten,
+            add,
+            ..
+        } = s
+        else {
+            unreachable!("moved() is only called for move steps")
+        };
+        if self.kind.is_dir() && *flatten {
+            return Ok(Verdict::Dropped { matched: true });
+        }
+        self.path = apply_move(&self.path, strip, regex, *flatten, add);
+        if self.path.is_empty() || self.path == "/" {
+            // e.g. the stripped prefix directory itself
+            return Ok(Verdict::Dropped { matched: true });
+        }
+        validate_name(&self.path)
+            .map_err(|why| format!("{label} produces {:?}, which is invalid: {why}", self.path))?;
+        Ok(Verdict::Matched)
+    }
+
+    /// A matching `pack` step: compression, time and permissions.
+    fn packed(&mut self, s: &Step) {
+        let Step::Pack {
+            compression,
+            level,
+            mtime,
+            file_mode,
+            dir_mode,
+            ..
+        } = s
+        else {
+            unreachable!("packed() is only called for pack steps")
+        };
+        let ep = &mut self.plan;
+        match self.kind {
+            // The target is stored as is; the mode keeps the link type.
+            EntryKind::Symlink => ep.mode = file_mode.or(ep.mode),
+            EntryKind::File => {
+                ep.method = compression.or(ep.method);
+                ep.level = level.or(ep.level);
+                ep.mode = file_mode.or(ep.mode);
+            }
+            EntryKind::Dir => ep.mode = dir_mode.or(ep.mode),
+        }
+        ep.mtime = mtime.or(ep.mtime);
+    }
+}
+
+fn apply_move(
+    name: &str,
+    strip: &Option<String>,
+    regex: &Option<(Regex, String)>,
+    flatten: bool,
+    add: &Option<String>,
+) -> String {
+    let mut n = name.to_string();
+    if let Some(p) = strip {
+        if let Some(rest) = n.strip_prefix(p.as_str()) {
+            n = rest.to_string();
+        }
+    }
+    if let Some((re, to)) = regex {
+        if let Some(c) = re.captures(&n) {
+            let mut out = String::new();
+            c.expand(to, &mut out);
+            n = out;
+        }
+    }
+    if flatten {
+        n = n.rsplit('/').next().unwrap_or("").to_string();
+    }
+    if let Some(p) = add {
+        n = format!("{p}{n}");
+    }
+    n
+}

@@ -1,0 +1,243 @@
+//! Laying out one output from its sources' central directories: every entry decided,
+//! then checked against the others — exact clashes follow `on_conflict`, case and
+//! Unicode-normalization clashes are refused unless allowed, and nothing may land
+//! under a kept symbolic link.
+
+use std::collections::HashMap;
+
+use super::{EntryKind, EntryPlan, Extra, OnConflict, OutputPlan};
+use crate::names::{case_clash_why, fold_case, CaseIndex};
+
+/// An entry of an input chosen for an output.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Index into the output's sources.
+    pub source: usize,
+    /// Index into that source's entries.
+    pub entry: usize,
+    /// What to do with it.
+    pub plan: EntryPlan,
+}
+
+/// The outcome of planning one output from its sources' central directories.
+#[derive(Debug, Clone, Default)]
+pub struct OutputLayout {
+    /// Entries to write, in order.
+    pub entries: Vec<Planned>,
+    /// Entries left out (by selection, or by a conflict rule).
+    pub dropped: u64,
+}
+
+/// Decides every entry of an output before data moves, applying the conflict rule.
+/// `sources[k]` lists source k's entries as (name, is_dir).
+///
+/// Produced names are checked by [`OutputPlan::decide`]; here they are checked
+/// against each other: an exact clash follows `on_conflict` (the same directory from
+/// two inputs is kept once), a clash in letter case only (files added by `add` and
+/// `manifest` included) is an error unless the plan's `names` rules allow it.
+///
+/// Knows only files and directories: for archives that may hold symbolic links, use
+/// [`layout_output_kinds`].
+pub fn layout_output(
+    op: &OutputPlan,
+    sources: &[Vec<(&str, bool)>],
+) -> Result<OutputLayout, String> {
+    let kinds: Vec<Vec<(&str, EntryKind)>> = sources
+        .iter()
+        .map(|l| {
+            l.iter()
+                .map(|&(n, d)| (n, EntryKind::from_is_dir(d)))
+                .collect()
+        })
+        .collect();
+    layout_output_kinds(op, &kinds)
+}
+
+/// [`layout_output`] with each entry's [`EntryKind`] (use [`EntryKind::of`] on the
+/// central-directory entries): symbolic links are planned by
+/// [`OutputPlan::decide_kind`] (kept, dropped or refused by the plan's `symlinks`
+/// mode). Also refused: an entry or added file whose output path lies under a kept
+/// link (`d/x` with a link `d`), which extraction would write wherever the link
+/// points. Each kept link's target must still be checked, from its data, with
+/// [`crate::links::check_symlink`].
+pub fn layout_output_kinds(
+    op: &OutputPlan,
+    sources: &[Vec<(&str, EntryKind)>],
+) -> Result<OutputLayout, String> {
+    let mut b = LayoutBuilder {
+        op,
+        sources,
+        entries: Vec::new(),
+        by_name: HashMap::new(),
+        by_case: CaseIndex::new(),
+        dropped: 0,
+    };
+    for (k, list) in sources.iter().enumerate() {
+        for (j, (name, kind)) in list.iter().enumerate() {
+            let Some(plan) = op.decide_kind(k, name, *kind).map_err(|m| {
+                format!(
+                    "entry {name:?} of input {:?}: {m}",
+                    op.sources[k].input_name
+                )
+            })?
+            else {
+                b.dropped += 1;
+                continue;
+            };
+            b.add_entry(Planned {
+                source: k,
+                entry: j,
+                plan,
+            })?;
+        }
+    }
+    b.add_extras()?;
+    b.check_under_links()?;
+    Ok(OutputLayout {
+        entries: b.entries.into_iter().flatten().collect(),
+        dropped: b.dropped,
+    })
+}
+
+/// The state of [`layout_output`]: entries kept so far (`None` once replaced), by
+/// exact name and by case-folded name (`None` tags an added file).
+struct LayoutBuilder<'a> {
+    op: &'a OutputPlan,
+    sources: &'a [Vec<(&'a str, EntryKind)>],
+    entries: Vec<Option<Planned>>,
+    by_name: HashMap<String, usize>,
+    by_case: CaseIndex<Option<usize>>,
+    dropped: u64,
+}
+
+impl LayoutBuilder<'_> {
+    /// `"name" from input "X"`: a planned entry as its input names it.
+    fn describe(&self, p: &Planned) -> String {
+        format!(
+            "{:?} from input {:?}",
+            self.sources[p.source][p.entry].0, self.op.sources[p.source].input_name
+        )
+    }
+
+    fn add_entry(&mut self, new: Planned) -> Result<(), String> {
+        let is_dir = self.sources[new.source][new.entry].1.is_dir();
+        if let Some(&prev) = self.by_name.get(&new.plan.name) {
+            let p = self.entries[prev]
+                .as_ref()
+                .expect("indexed entries are present");
+            if is_dir && p.plan.name.ends_with('/') {
+                self.dropped += 1; // the same directory from two places
+                return Ok(());
+            }
+            match self.op.on_conflict {
+                OnConflict::Error => {
+                    return Err(format!(
+                        "two entries would be written as {:?}: {} and {} (set \"on_conflict\": \"first\" or \"last\", or rename one)",
+                        new.plan.name, self.describe(p), self.describe(&new)
+                    ))
+                }
+                OnConflict::First => {
+                    self.dropped += 1;
+                    return Ok(());
+                }
+                OnConflict::Last => {
+                    self.entries[prev] = None;
+                    self.dropped += 1;
+                }
+            }
+        }
+        let at = self.entries.len();
+        if let Some((other, Some(i))) = self.by_case.insert(&new.plan.name, Some(at)) {
+            if !self.op.name_rules.allow_case_duplicates {
+                let p = self.entries[i]
+                    .as_ref()
+                    .expect("indexed entries are present");
+                return Err(format!(
+                    "entry {} would be written as {:?}, which {} (written for entry {})",
+                    self.describe(&new),
+                    new.plan.name,
+                    case_clash_why(&other),
+                    self.describe(p)
+                ));
+            }
+        }
+        self.by_name.insert(new.plan.name.clone(), at);
+        self.entries.push(Some(new));
+        Ok(())
+    }
+
+    /// Refuses an entry or added file whose path lies under a kept link's path,
+    /// compared without letter case (a case-insensitive file system extracts `D/x`
+    /// through a link `d`).
+    fn check_under_links(&self) -> Result<(), String> {
+        let links: HashMap<String, &Planned> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter(|p| p.plan.symlink.is_some())
+            .map(|p| (fold_case(p.plan.name.trim_end_matches('/')), p))
+            .collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        let under = |path: &str| {
+            let path = fold_case(path);
+            path.match_indices('/')
+                .find_map(|(at, _)| links.get(&path[..at]).copied())
+        };
+        for p in self.entries.iter().flatten() {
+            if let Some(l) = under(&p.plan.name) {
+                return Err(format!(
+                    "entry {} would be written as {:?}, under the symbolic link {:?} (entry {}): \
+                     extracting it would write wherever the link points",
+                    self.describe(p),
+                    p.plan.name,
+                    l.plan.name,
+                    self.describe(l)
+                ));
+            }
+        }
+        for e in self.op.extras() {
+            let (Extra::Add { path, .. } | Extra::Manifest { path }) = e;
+            if let Some(l) = under(path) {
+                return Err(format!(
+                    "added file {path:?} would be written under the symbolic link {:?} (entry \
+                     {}): extracting it would write wherever the link points",
+                    l.plan.name,
+                    self.describe(l)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_extras(&mut self) -> Result<(), String> {
+        for e in self.op.extras() {
+            let p = match e {
+                Extra::Add { path, .. } | Extra::Manifest { path } => path,
+            };
+            if let Some(&i) = self.by_name.get(p) {
+                match self.op.on_conflict {
+                    OnConflict::Error => return Err(format!("added file {p:?} is also an entry of the output (set \"on_conflict\": \"last\" to replace it)")),
+                    OnConflict::First => return Err(format!("added file {p:?} is also an entry of the output; \"first\" would drop the added file: rename it")),
+                    OnConflict::Last => {
+                        self.entries[i] = None;
+                        self.dropped += 1;
+                    }
+                }
+            }
+            let clash = self.by_case.insert(p, None);
+            if let (Some((other, tag)), false) = (clash, self.op.name_rules.allow_case_duplicates) {
+                let whose = match tag.and_then(|i| self.entries[i].as_ref()) {
+                    Some(q) => format!(" (written for entry {})", self.describe(q)),
+                    None => String::new(),
+                };
+                return Err(format!(
+                    "added file {p:?} {}{whose}",
+                    case_clash_why(&other)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
