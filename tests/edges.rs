@@ -173,7 +173,7 @@ async fn a_redelivery_that_fails_late_keeps_what_the_first_completed() {
             ("First", &bucket, "first.zip"),
             ("Second", &other, "second.zip"),
         ],
-        None,
+        Some(r#"{"outputs":{"First":{"from":["In"]},"Second":{"from":["In"]}}}"#),
         &creds,
         None,
     );

@@ -139,7 +139,7 @@ async fn malformed_parameters_fail_with_the_field_named() {
     let cp = codepipeline();
     let worker = s.worker(&cp, Settings::default()).await;
     let cases = [
-        (r#"{"steps":[{"explode":["*"]}]}"#, "steps[0]"),
+        (r#"{"steps":[{"explode":["*"]}]}"#, "steps[0].explode"),
         (
             r#"{"steps":[{"include":["a"]},{"replace":{"files":["**/["],"find":"a","with":"b"}}]}"#,
             "steps[1].replace.files[0]",
@@ -171,6 +171,39 @@ async fn malformed_parameters_fail_with_the_field_named() {
         ),
         (r#"["not", "an", "object"]"#, "(document)"),
         (r#"{"variables": {"V": 3}}"#, "variables.V"),
+        (
+            r#"{"steps":[{"template":{"files":["*.json"],"missing":"maybe"}}]}"#,
+            "steps[0].template.missing",
+        ),
+        (
+            r#"{"steps":[{"template":{"files":["*.json"],"delimiters":["","}}"]}}]}"#,
+            "steps[0].template.delimiters",
+        ),
+        (
+            r#"{"steps":[{"normalize":{"files":["*.json"],"line_endings":"cr"}}]}"#,
+            "steps[0].normalize.line_endings",
+        ),
+        (
+            r#"{"steps":[{"add":{"path":"x","text":"","mode":"999"}}]}"#,
+            "steps[0].add.mode",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"variable":"NOPE","equals":"x"}}]}"#,
+            "steps[0].when.variable",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"exists":"a","not_exists":"b"}}]}"#,
+            "steps[0].when",
+        ),
+        // A step that matches nothing, found from the central directory.
+        (
+            r#"{"steps":[{"template":{"files":["*.jsn"]}}]}"#,
+            "steps[0].template.files",
+        ),
+        (r#"{"plan_file":"In:a.json"}"#, "plan_file"),
+        (r#"{"plan_file":"In::a.json","verify":false}"#, "plan_file"),
+        ("steps:\n  - exclude: 3\n", "steps[0].exclude"),
+        ("variables:\n  V: 1.10\n", "variables.V"),
     ];
     for (params, field) in cases {
         let job = job_id();

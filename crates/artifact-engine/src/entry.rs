@@ -448,29 +448,44 @@ pub fn deflate(data: &[u8], level: u32) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// The added files and manifests of an output, encoded (deflate, fixed 1980-01-01
-/// timestamp, mode 0644), in step order; each manifest lists `rows` plus the files
+/// The added files and manifests of an output, encoded in step order (deflate at
+/// level 6, 1980-01-01, mode 0644, unless the output's `pack` steps or the `add`
+/// step's own `mode` say otherwise); each manifest lists `rows` plus the files
 /// added before it, and added files are appended to `rows`.
 pub fn extras(op: &OutputPlan, rows: &mut Vec<ManifestRow>) -> Vec<(EntryMeta, Bytes)> {
     let mut out = Vec::new();
     for x in op.extras() {
         let (path, content) = match x {
-            Extra::Add { path, data } => (path, data.to_vec()),
+            Extra::Add { path, data, .. } => (path, data.to_vec()),
             Extra::Manifest { path } => (path, manifest_json(rows)),
+        };
+        let own_mode = match x {
+            Extra::Add { mode, .. } => mode,
+            Extra::Manifest { .. } => None,
         };
         rows.push(ManifestRow {
             path: path.to_string(),
             size: content.len() as u64,
             sha256: hex::encode(Sha256::digest(&content)),
         });
-        let body = deflate(&content, 6);
-        let meta = EntryMeta::file(
+        let packing = op.packing_of_added(path);
+        let method = packing.method.unwrap_or(METHOD_DEFLATED);
+        let body = match method {
+            METHOD_STORED => content.clone(),
+            _ => deflate(&content, packing.level.unwrap_or(6)),
+        };
+        let mut meta = EntryMeta::file(
             path,
-            METHOD_DEFLATED,
+            method,
             crc32fast::hash(&content),
             body.len() as u64,
             content.len() as u64,
         );
+        if let Some((date, time)) = packing.mtime {
+            (meta.dos_date, meta.dos_time) = (date, time);
+        }
+        let mode = own_mode.or(packing.mode).unwrap_or(0o644);
+        meta.external_attrs = (0o100000 | mode) << 16;
         out.push((meta, Bytes::from(body)));
     }
     out

@@ -38,9 +38,18 @@ pub fn rewrite(
     plan: &Plan,
     max_transform_size: u64,
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
-    let op = plan.output(0);
     let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
     plan.limits().check(&entries)?;
+    let resolved;
+    let plan = if plan.has_entry_conditions() {
+        let mut p = plan.clone();
+        p.resolve_conditions(|_, g| entries.iter().any(|e| g.is_match(&e.name, e.is_dir())));
+        resolved = p;
+        &resolved
+    } else {
+        plan
+    };
+    let op = plan.output(0);
     let ends = region_ends(&entries, eocd.cd_offset)?;
     let names: Vec<(&str, EntryKind)> = entries
         .iter()

@@ -251,3 +251,53 @@ fn a_writer_resumed_from_its_state_writes_the_same_archive() {
     assert_eq!(got, expected);
     assert_eq!(read_zip(&got).len(), 3);
 }
+
+/// `add` takes a `mode` (an executable `bootstrap`), and `pack` rules (compression,
+/// time, file mode) apply to added files and manifests too; the added file's own mode
+/// wins over `pack`'s.
+#[test]
+fn added_files_take_a_mode_and_the_pack_rules() {
+    let input = make_zip(&[("app.js".into(), b"x".to_vec(), true)]);
+    let p = plan(
+        r##"{"steps":[
+            {"add":{"path":"bootstrap","text":"#!/bin/sh\n","mode":"755"}},
+            {"add":{"path":"hooks/start.sh","text":"echo hi\n"}},
+            {"manifest":{"path":"manifest.json"}},
+            {"pack":{"files":["*.sh","manifest.json"],"compression":"store","mtime":"2020-02-03T04:05:06","file_mode":"750"}},
+            {"pack":{"files":["bootstrap"],"file_mode":"600"}}
+        ]}"##,
+    );
+    let (out, _) = rewrite(&input, &p, 1 << 20).unwrap();
+    let mut z = zip::ZipArchive::new(Cursor::new(out)).unwrap();
+    let mode = |z: &mut zip::ZipArchive<_>, n: &str| z.by_name(n).unwrap().unix_mode().unwrap();
+    assert_eq!(mode(&mut z, "bootstrap"), 0o100755);
+    assert_eq!(mode(&mut z, "hooks/start.sh"), 0o100750);
+    assert_eq!(mode(&mut z, "manifest.json"), 0o100750);
+    let sh = z.by_name("hooks/start.sh").unwrap();
+    assert_eq!(sh.compression(), zip::CompressionMethod::Stored);
+    let t = sh.last_modified().unwrap();
+    assert_eq!(
+        (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+        (2020, 2, 3, 4, 5)
+    );
+    drop(sh);
+    let boot = z.by_name("bootstrap").unwrap();
+    assert_eq!(boot.compression(), zip::CompressionMethod::Deflated);
+    let mut text = String::new();
+    { boot }.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "#!/bin/sh\n");
+    // A bad mode names the field.
+    let spec = PlanSpec::parse(Some(
+        r#"{"steps":[{"add":{"path":"a","text":"","mode":"rwx"}}]}"#,
+    ))
+    .unwrap();
+    let ctx = JobContext {
+        inputs: vec!["In".into()],
+        outputs: vec!["Out".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        Plan::compile(&spec, &ctx).unwrap_err().path,
+        "steps[0].add.mode"
+    );
+}

@@ -104,8 +104,9 @@ fn a_corrupt_input_or_an_undefined_variable_fails_the_stream() {
     );
     let err = stream(&input(&text, true), &strict, 512).unwrap_err();
     assert!(err.contains("MISSING"), "{err}");
-    let lenient =
-        plan(r#"{"variables":{"VERSION":"1"},"steps":[{"template":{"files":["*.json"]}}]}"#);
+    let lenient = plan(
+        r#"{"variables":{"VERSION":"1"},"steps":[{"template":{"files":["*.json"],"missing":"keep"}}]}"#,
+    );
     let mut bad = input(&text, false);
     bad[30 + 8 + 500] ^= 1; // a byte of the stored data
     let err = stream(&bad, &lenient, 512).unwrap_err();

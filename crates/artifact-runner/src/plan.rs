@@ -105,10 +105,10 @@ fn print_output(o: &OutputDryRun) {
     }
     println!("  steps:");
     for s in &o.steps {
-        let flag = if s.matched == 0 {
-            "  <- matched nothing"
-        } else {
-            ""
+        let flag = match (s.active, s.matched) {
+            (false, _) => "  (skipped: its `when` does not hold)",
+            (true, 0) => "  <- matched nothing",
+            _ => "",
         };
         println!("    {}: {} matched{flag}", s.step, s.matched);
     }

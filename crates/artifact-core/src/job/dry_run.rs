@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use super::Worker;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::{Event, Job};
-use crate::pipeline::decide::decide;
+use crate::pipeline::decide::{decide, output_inputs};
 use crate::pipeline::InputRef;
 
 /// What a job would do.
@@ -51,6 +51,8 @@ pub struct StepMatches {
     pub step: String,
     /// Entries (or added files) it matched.
     pub matched: u64,
+    /// False when its `when` does not hold: the job skips it.
+    pub active: bool,
 }
 
 /// What happens to an entry.
@@ -95,26 +97,22 @@ impl Worker {
         let job = Event::parse(event).map_err(|(e, _)| JobError::from(e))?.job;
         job.validate()?;
         let parts = self.clone_parts();
-        let plan = parts.compile_plan(&job, &job.id)?;
         let store = self.stores.store_for(&job.data.artifact_credentials);
+        let mut plan = parts.compile_plan(&job, &job.id, store.as_ref()).await?;
         let indexes = parts.index_inputs(&job, &plan, &store).await?;
-        let mut outputs = Vec::new();
+        super::run::resolve_conditions(&mut plan, &indexes);
+        let (mut outputs, mut step_hits) = (Vec::new(), Vec::new());
         for (o, artifact) in job.data.output_artifacts.iter().enumerate() {
             let op = plan.output(o);
-            let inputs: Vec<InputRef> = op
-                .sources
-                .iter()
-                .map(|s| InputRef {
-                    name: s.input_name.clone(),
-                    index: indexes[&s.input].clone(),
-                })
-                .collect();
+            let inputs = output_inputs(&plan, o, &indexes);
             let location = Job::location(artifact);
             let out_err =
                 |c: ArtifactCause| JobError::artifact(Side::Output, &op.name, location, c);
             let decided = decide(op, &inputs, &self.settings, out_err)?;
             outputs.push(output_dry_run(op, &inputs, &decided.planned));
+            step_hits.push(decided.step_hits);
         }
+        plan.check_steps_matched(&step_hits)?;
         Ok(DryRun {
             job_id: job.id,
             outputs,
@@ -180,6 +178,7 @@ fn output_dry_run(
             .map(|i| StepMatches {
                 step: label(op, i),
                 matched: matched[i],
+                active: op.step_active(i),
             })
             .collect(),
         entries,
@@ -242,6 +241,11 @@ pub fn validate_user_parameters(
 ) -> Result<(), JobError> {
     use artifact_engine::plan::{JobContext, Plan, PlanSpec};
     let spec = PlanSpec::parse(Some(text))?;
+    if spec.plan_file()?.is_some() {
+        // The file is in an artifact: it is read and checked when the job runs
+        // (validate the file itself to check it now).
+        return Ok(());
+    }
     let mut builtins = std::collections::BTreeMap::from([
         (
             "CODEPIPELINE_JOB_ID".to_string(),

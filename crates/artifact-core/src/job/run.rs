@@ -10,6 +10,7 @@ use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
 use artifact_engine::PlanError;
 use futures::future::try_join_all;
 
+use super::plan_file::read_plan_file;
 use super::{expired_ms_ago, Continued, JobSuccess};
 use crate::config::{KmsCheck, Settings};
 use crate::continuation::{
@@ -18,7 +19,8 @@ use crate::continuation::{
 use crate::error::{JobError, Side};
 use crate::event::{Job, S3Location};
 use crate::kms::KeyChecker;
-use crate::pipeline::{write_output, Ctx, InputRef, OutputOutcome, OutputProgress, OutputSummary};
+use crate::pipeline::decide::{output_inputs, preflight};
+use crate::pipeline::{write_output, Ctx, OutputOutcome, OutputProgress, OutputSummary};
 use crate::report::{validate_variables, variable_key_part};
 use crate::sink::Cleanup;
 use crate::source::{load_index, IndexLimits, ZipIndex};
@@ -54,7 +56,7 @@ impl WorkerParts {
             .configuration
             .user_parameters
             .as_deref();
-        PlanSpec::parse(user_parameters)?;
+        PlanSpec::parse(user_parameters)?.plan_file()?;
         let resumed = self.load_checkpoint(job, store.as_ref(), &cleanup).await?;
         let mut settings = self.settings.clone();
         let first_job_id = match &resumed {
@@ -65,13 +67,17 @@ impl WorkerParts {
             }
             None => job.id.clone(),
         };
-        let plan = Arc::new(self.compile_plan(job, &first_job_id)?);
+        let mut plan = self
+            .compile_plan(job, &first_job_id, store.as_ref())
+            .await?;
         let encryption = Encryption {
             kms_key_id: job.data.encryption_key.as_ref().map(|k| k.id.clone()),
         };
         self.check_key(&encryption).await?;
         let indexing = Instant::now();
         let indexes = self.index_inputs(job, &plan, &store).await?;
+        resolve_conditions(&mut plan, &indexes);
+        let plan = Arc::new(plan);
         stats.add_index(indexing.elapsed());
         stats.set_input_size(indexes.values().map(|i| i.size).sum());
         if let Some(l) = &resumed {
@@ -80,6 +86,10 @@ impl WorkerParts {
                 prime_clock(clock, l);
             }
         }
+        preflight(&plan, &indexes, &settings, |o, cause| {
+            let a = &job.data.output_artifacts[o];
+            JobError::artifact(Side::Output, &a.name, Job::location(a), cause)
+        })?;
         let ctx = Ctx {
             store: store.clone(),
             settings: &settings,
@@ -161,10 +171,23 @@ impl WorkerParts {
     /// before any data moves.
     /// `first_job_id` is the job id of the action's first invocation (the same in
     /// every continuation, so a templated job id does not change mid-output).
-    pub(super) fn compile_plan(&self, job: &Job, first_job_id: &str) -> Result<Plan, JobError> {
+    pub(super) async fn compile_plan(
+        &self,
+        job: &Job,
+        first_job_id: &str,
+        store: &dyn ObjectStore,
+    ) -> Result<Plan, JobError> {
         let data = &job.data;
         let config = &data.action_configuration.configuration;
-        let spec = PlanSpec::parse(config.user_parameters.as_deref())?;
+        let user_spec = PlanSpec::parse(config.user_parameters.as_deref())?;
+        let file = user_spec.plan_file()?;
+        let spec = match &file {
+            Some(f) => {
+                let text = read_plan_file(store, job, f, &self.settings).await?;
+                user_spec.from_plan_file(f, &text)?
+            }
+            None => user_spec,
+        };
         let mut builtins = BTreeMap::from([
             ("CODEPIPELINE_JOB_ID".to_string(), first_job_id.to_string()),
             (
@@ -184,7 +207,19 @@ impl WorkerParts {
             outputs: names(&data.output_artifacts),
             builtins,
         };
-        Ok(Plan::compile_with(&spec, &ctx, &self.steps)?)
+        let compiled = Plan::compile_with(&spec, &ctx, &self.steps);
+        match file {
+            None => Ok(compiled?),
+            Some(f) => {
+                let in_file = |e: PlanError| PlanError {
+                    path: format!("{f} {}", e.path),
+                    message: e.message,
+                };
+                let mut plan = compiled.map_err(in_file)?;
+                plan.set_origin(f);
+                Ok(plan)
+            }
+        }
     }
 
     /// The key check, with the function's own credentials: a denied DescribeKey
@@ -243,6 +278,16 @@ impl WorkerParts {
     }
 }
 
+/// Decides the plan's `when` entry tests from the inputs' central directories.
+pub(super) fn resolve_conditions(plan: &mut Plan, indexes: &BTreeMap<usize, Arc<ZipIndex>>) {
+    plan.resolve_conditions(|i, globs| {
+        indexes[&i]
+            .entries
+            .iter()
+            .any(|e| globs.is_match(&e.name, e.is_dir()))
+    });
+}
+
 /// A resumed job's clock starts from what the last invocation measured.
 fn prime_clock(clock: &Clock, l: &Loaded) {
     clock.set_latency(l.read_time / 2);
@@ -282,16 +327,7 @@ impl Writing<'_> {
             if between_outputs && clock.is_some_and(|c| c.should_checkpoint(0, 0, 0)) {
                 return self.checkpoint(ctx, done, None).await;
             }
-            let inputs: Vec<InputRef> = ctx
-                .plan
-                .output(o)
-                .sources
-                .iter()
-                .map(|s| InputRef {
-                    name: s.input_name.clone(),
-                    index: self.indexes[&s.input].clone(),
-                })
-                .collect();
+            let inputs = output_inputs(&ctx.plan, o, self.indexes);
             let resume = current.take();
             match write_output(ctx, o, Job::location(a), &inputs, resume).await? {
                 OutputOutcome::Done(summary) => done.push(summary),

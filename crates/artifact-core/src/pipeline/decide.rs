@@ -11,18 +11,19 @@
 //! limit; its footprint is attached to its read so the source takes it from the
 //! transform budget before assembling a byte.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
-use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Planned};
+use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Plan, Planned};
 use artifact_engine::streamed::streamable;
 
 use super::InputRef;
 use crate::config::Settings;
 use crate::error::{ArtifactCause, JobError, Side};
-use crate::source::Want;
+use crate::source::{Want, ZipIndex};
 
 /// An output's entries, decided.
 pub(crate) struct Decided {
@@ -32,6 +33,8 @@ pub(crate) struct Decided {
     pub wants: Vec<Vec<Want>>,
     /// Entries the plan left out.
     pub dropped: u64,
+    /// How many input entries each step of the output matched.
+    pub step_hits: Vec<u64>,
 }
 
 /// Decides output `op` over `inputs`; errors name the output (clashes) or the input
@@ -93,5 +96,42 @@ pub(crate) fn decide(
         planned: Arc::new(layout.entries),
         wants,
         dropped: layout.dropped,
+        step_hits: layout.step_hits,
     })
+}
+
+/// The inputs feeding output `o` of `plan`, from the job's `indexes` (by input index).
+pub(crate) fn output_inputs(
+    plan: &Plan,
+    o: usize,
+    indexes: &BTreeMap<usize, Arc<ZipIndex>>,
+) -> Vec<InputRef> {
+    plan.output(o)
+        .sources
+        .iter()
+        .map(|s| InputRef {
+            name: s.input_name.clone(),
+            index: indexes[&s.input].clone(),
+        })
+        .collect()
+}
+
+/// Decides every output before any data moves, so that a clash, an entry too large
+/// to transform or a step that matches nothing fails the job before the first byte
+/// is written, whichever output it is in. Each output's decision is dropped once its
+/// figures are taken (outputs are decided again, one at a time, as they are
+/// written), so memory holds one output's plan at a time.
+pub(crate) fn preflight(
+    plan: &Plan,
+    indexes: &BTreeMap<usize, Arc<ZipIndex>>,
+    settings: &Settings,
+    out_err: impl Fn(usize, ArtifactCause) -> JobError,
+) -> Result<(), JobError> {
+    let mut step_hits = Vec::with_capacity(plan.outputs().len());
+    for o in 0..plan.outputs().len() {
+        let inputs = output_inputs(plan, o, indexes);
+        let decided = decide(plan.output(o), &inputs, settings, |c| out_err(o, c))?;
+        step_hits.push(decided.step_hits);
+    }
+    Ok(plan.check_steps_matched(&step_hits)?)
 }

@@ -5,6 +5,7 @@
 //! input size; going past it is [`TransformErrorKind::OutputTooLarge`], not an
 //! allocation.
 
+use super::template::TemplateError;
 use super::{
     structured, text, ContentOp, Export, ExportHow, OutputPlan, Step, TransformError,
     TransformErrorKind,
@@ -119,13 +120,10 @@ impl OutputPlan {
         let out = match op {
             ContentOp::Literal { find, with } => text::replace_all_capped(data, find, with, limit)?,
             ContentOp::Regex { re, with } => text::regex_replace_capped(data, re, with, limit)?,
-            ContentOp::Template => text::template_capped(data, &self.vars, self.strict_vars, limit)
-                .map_err(|e| match e {
-                    text::TemplateError::TooLarge => StepFailure::TooLarge,
-                    text::TemplateError::Unknown(v) => StepFailure::Message(format!(
-                        "template variable ${{{v}}} is not defined (define it in UserParameters \"variables\" or set \"on_unknown_variable\": \"keep\")"
-                    )),
-                })?,
+            ContentOp::Template(t) => t.apply(data, limit).map_err(|e| match e {
+                TemplateError::TooLarge => StepFailure::TooLarge,
+                e => StepFailure::Message(e.message()),
+            })?,
             ContentOp::Set {
                 pointer,
                 value,
@@ -142,6 +140,10 @@ impl OutputPlan {
                     .map_err(StepFailure::Message)?
                     .into_bytes()
             }
+            ContentOp::Normalize {
+                line_endings,
+                strip_bom,
+            } => text::normalize(data, *line_endings, *strip_bom).map_err(StepFailure::Message)?,
             ContentOp::Custom(step) => step.apply(name, data).map_err(StepFailure::Message)?,
         };
         if out.len() > limit {
@@ -155,10 +157,14 @@ impl OutputPlan {
     pub fn missing_exports(&self, found: &[Export]) -> Result<Vec<Export>, TransformError> {
         let mut out = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
+            if !self.step_active(i) {
+                continue;
+            }
             if let Step::Export {
                 variable,
                 file,
                 default,
+                optional,
                 ..
             } = s
             {
@@ -170,13 +176,14 @@ impl OutputPlan {
                         variable: variable.clone(),
                         value: d.clone(),
                     }),
+                    None if *optional => {}
                     None => {
                         return Err(TransformError {
                             kind: TransformErrorKind::Step,
                             entry: file.clone(),
                             step: self.labels[i].clone(),
                             message: format!(
-                            "no such file in output {:?} (give a \"default\" to make it optional)",
+                            "no such file in output {:?} (give a \"default\" or set \"optional\": true)",
                             self.name
                         ),
                         })

@@ -10,7 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::compile_step::{compile_step, step_kind, StepEnv};
-use super::spec::{OutputSpec, SourceSpec, StepSpec};
+use super::spec::{OutputSpec, SourceSpec, StepDoc, StepSpec};
+use super::when::compile_when;
 use super::{
     perr, text, CaseDuplicates, JobContext, OnConflict, OnUnknownVariable, OutputPlan, Plan,
     PlanError, PlanSpec, Source, Step, StepRegistry,
@@ -19,7 +20,7 @@ use crate::names::{case_clash_why, CaseIndex, NameRules};
 use crate::zip::read::validate_name;
 
 /// An output's sources, own steps and conflict rule.
-type Route<'a> = (Vec<Source>, &'a [StepSpec], OnConflict);
+type Route<'a> = (Vec<Source>, &'a [StepDoc], OnConflict);
 
 impl Plan {
     /// Validates `spec` against the job and compiles it (no custom steps).
@@ -41,7 +42,7 @@ impl Plan {
         let env = StepEnv {
             ctx,
             vars: &vars,
-            strict: spec.on_unknown_variable == OnUnknownVariable::Fail,
+            strict: spec.on_unknown_variable != Some(OnUnknownVariable::Keep),
             registry,
         };
         let routes = compile_routes(spec, ctx)?;
@@ -61,6 +62,7 @@ impl Plan {
             outputs,
             name_rules,
             limits: spec.limits,
+            origin: None,
         })
     }
 }
@@ -107,22 +109,15 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
                 ),
             ));
         }
-        let (ni, no) = (ctx.inputs.len(), ctx.outputs.len());
-        let src = |i: usize| Source {
-            input: i,
-            input_name: ctx.inputs[i].clone(),
+        if ctx.inputs.len() != 1 || ctx.outputs.len() != 1 {
+            return Err(perr("outputs", explicit_routes_needed(ctx)));
+        }
+        let only = Source {
+            input: 0,
+            input_name: ctx.inputs[0].clone(),
             prefix: String::new(),
         };
-        let sources = if ni == 1 {
-            vec![src(0)]
-        } else if ni == no {
-            vec![src(k)]
-        } else if no == 1 {
-            (0..ni).map(src).collect()
-        } else {
-            return Err(perr("outputs", explicit_routes_needed(ctx)));
-        };
-        Ok((sources, &[], OnConflict::Error))
+        Ok((vec![only], &[], OnConflict::Error))
     };
     routes
         .into_iter()
@@ -205,10 +200,21 @@ fn compile_output(
         .iter()
         .enumerate()
         .map(|(i, s)| (format!("outputs.{name}.steps[{i}]"), s));
-    let (mut steps, mut labels, mut added) = (Vec::new(), Vec::new(), Vec::new());
-    for (at, s) in all.chain(own) {
+    let (mut steps, mut labels, mut fields, mut added) = (vec![], vec![], vec![], vec![]);
+    let (mut conditions, mut active) = (vec![], vec![]);
+    for (at, doc) in all.chain(own) {
+        let s = &doc.kind;
         let step = compile_step(&at, s, env)?;
-        if let Step::Export { variable, .. } = &step {
+        let condition = doc
+            .when
+            .as_ref()
+            .map(|w| compile_when(&format!("{at}.when"), w, env.vars))
+            .transpose()?;
+        // A step a variable test turns off takes no part in the checks below.
+        let on = condition.as_ref().is_none_or(|c| c.known() != Some(false));
+        active.push(on);
+        conditions.push(condition);
+        if let (Step::Export { variable, .. }, true) = (&step, on) {
             match exported.get(variable) {
                 Some(prev) if prev != &at => {
                     return Err(perr(
@@ -219,14 +225,22 @@ fn compile_output(
                 _ => exported.insert(variable.clone(), at.clone()),
             };
         }
-        added.extend(added_path(&at, &step));
+        if on {
+            added.extend(added_path(&at, &step));
+        }
         labels.push(format!("{at} ({})", step_kind(s)));
+        fields.push(format!("{at}.{}", step_kind(s)));
         steps.push(step);
     }
     let name_rules = NameRules {
         allow_case_duplicates: spec.names.case_duplicates == CaseDuplicates::Allow,
     };
     check_added_paths(&added, &name_rules)?;
+    let pending = conditions.iter().flatten().any(|c| c.known().is_none());
+    let manifest = steps
+        .iter()
+        .zip(&active)
+        .any(|(s, on)| *on && matches!(s, Step::Manifest { .. }));
     Ok(OutputPlan {
         name: name.to_string(),
         sources,
@@ -234,11 +248,13 @@ fn compile_output(
         name_rules,
         verify: spec.verify,
         symlinks: spec.symlinks,
-        manifest: steps.iter().any(|s| matches!(s, Step::Manifest { .. })),
+        manifest,
         steps,
         labels,
-        vars: env.vars.clone(),
-        strict_vars: env.strict,
+        fields,
+        conditions,
+        active,
+        pending,
     })
 }
 
@@ -251,7 +267,7 @@ fn refuse_shared_exports(spec: &PlanSpec, ctx: &JobContext) -> Result<(), PlanEr
     match spec
         .steps
         .iter()
-        .position(|s| matches!(s, StepSpec::Export(_)))
+        .position(|s| matches!(s.kind, StepSpec::Export(_)))
     {
         Some(i) => Err(perr(
             format!("steps[{i}].export"),

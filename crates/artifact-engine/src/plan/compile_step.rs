@@ -9,7 +9,8 @@ use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 use super::glob::Globs;
-use super::spec::{self, Compression, Selector, StepSpec};
+use super::spec::{self, Compression, Missing, Selector, StepSpec};
+use super::template::{check_delimiters, Templater};
 use super::{
     perr, structured, text, ContentOp, ExportHow, JobContext, PlanError, Step, StepRegistry,
 };
@@ -84,15 +85,46 @@ fn valid_variable(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'@' || b == b'-' || b == b'_')
 }
 
+/// `s` (a `set` value or `add` text, at field `path`) with its placeholders filled.
 fn template_str(
     s: &str,
     vars: &BTreeMap<String, String>,
     strict: bool,
     path: &str,
 ) -> Result<String, PlanError> {
-    let out = text::template(s.as_bytes().to_vec(), vars, strict)
-        .map_err(|v| perr(path, format!("template variable ${{{v}}} is not defined")))?;
+    let missing = if strict {
+        Missing::Error
+    } else {
+        Missing::Keep
+    };
+    let out = Templater::new(vars.clone(), missing)
+        .apply(s.as_bytes().to_vec(), usize::MAX)
+        .map_err(|e| perr(path, e.message()))?;
     Ok(String::from_utf8(out).expect("UTF-8 in, UTF-8 out"))
+}
+
+/// A `template` step: its syntax, and what an undefined variable does (the step's
+/// `missing`, else the plan's `on_unknown_variable`, else an error).
+fn compile_template(
+    at: &str,
+    t: &spec::TemplateSpec,
+    env: &StepEnv<'_>,
+) -> Result<Step, PlanError> {
+    let missing = t.missing.unwrap_or(if env.strict {
+        Missing::Error
+    } else {
+        Missing::Keep
+    });
+    let mut templater = Templater::new(env.vars.clone(), missing);
+    if let Some([open, close]) = &t.delimiters {
+        check_delimiters(open, close).map_err(|m| perr(format!("{at}.template.delimiters"), m))?;
+        templater = templater.with_delimiters(open, close);
+    }
+    Ok(Step::Content {
+        globs: compile_globs(&format!("{at}.template.files"), &t.files)?,
+        op: ContentOp::Template(templater),
+        optional: t.optional,
+    })
 }
 
 /// The step's kind, as labels name it (`steps[2] (template)`).
@@ -108,6 +140,7 @@ pub(super) fn step_kind(s: &StepSpec) -> &'static str {
         StepSpec::Manifest(_) => "manifest",
         StepSpec::Export(_) => "export",
         StepSpec::Pack(_) => "pack",
+        StepSpec::Normalize(_) => "normalize",
         StepSpec::Custom(_) => "custom",
     }
 }
@@ -119,15 +152,20 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
         StepSpec::Exclude(sel) => compile_select(at, "exclude", sel, env.ctx),
         StepSpec::Move(m) => compile_move(at, m),
         StepSpec::Replace(r) => compile_replace(at, r),
-        StepSpec::Template(t) => Ok(Step::Content {
-            globs: compile_globs(&format!("{at}.template.files"), &t.files)?,
-            op: ContentOp::Template,
-        }),
+        StepSpec::Template(t) => compile_template(at, t, env),
         StepSpec::Set(st) => compile_set(at, st, env),
         StepSpec::Add(a) => compile_add(at, a, env),
         StepSpec::Manifest(m) => compile_manifest(at, m),
         StepSpec::Export(e) => compile_export(at, e),
         StepSpec::Pack(p) => compile_pack(at, p),
+        StepSpec::Normalize(n) => Ok(Step::Content {
+            globs: compile_globs(&format!("{at}.normalize.files"), &n.files)?,
+            op: ContentOp::Normalize {
+                line_endings: n.line_endings,
+                strip_bom: n.strip_bom,
+            },
+            optional: n.optional,
+        }),
         StepSpec::Custom(c) => compile_custom(at, c, env.registry),
     }
 }
@@ -190,6 +228,7 @@ fn compile_set(at: &str, st: &spec::SetSpec, env: &StepEnv<'_>) -> Result<Step, 
             value,
             format: st.format,
         },
+        optional: st.optional,
     })
 }
 
@@ -221,7 +260,12 @@ fn compile_add(at: &str, a: &spec::AddSpec, env: &StepEnv<'_>) -> Result<Step, P
             ))
         }
     };
-    Ok(Step::Add { path, data })
+    let mode = a
+        .mode
+        .as_deref()
+        .map(|m| parse_mode(&format!("{at}.add.mode"), m))
+        .transpose()?;
+    Ok(Step::Add { path, data, mode })
 }
 
 fn compile_manifest(at: &str, m: &spec::ManifestSpec) -> Result<Step, PlanError> {
@@ -272,6 +316,7 @@ fn compile_export(at: &str, e: &spec::ExportSpec) -> Result<Step, PlanError> {
         file: e.file.clone(),
         how,
         default: e.default.clone(),
+        optional: e.optional || e.default.is_some(),
     })
 }
 
@@ -332,6 +377,7 @@ fn compile_custom(
     Ok(Step::Content {
         globs,
         op: ContentOp::Custom(step),
+        optional: true,
     })
 }
 
@@ -397,7 +443,11 @@ fn compile_replace(at: &str, r: &spec::ReplaceSpec) -> Result<Step, PlanError> {
             ))
         }
     };
-    Ok(Step::Content { globs, op })
+    Ok(Step::Content {
+        globs,
+        op,
+        optional: r.optional,
+    })
 }
 
 /// The regex of a `replace` step at `at`: valid, unable to match the empty string, and

@@ -178,6 +178,9 @@ impl OutputPlan {
             },
         };
         for (i, s) in self.steps.iter().enumerate() {
+            if !self.step_active(i) {
+                continue;
+            }
             match d.step(i, s, &self.labels[i])? {
                 Verdict::Skipped => {}
                 Verdict::Matched => record(i),
@@ -190,6 +193,35 @@ impl OutputPlan {
             }
         }
         self.finish(d)
+    }
+
+    /// How the output's `pack` steps whose globs match `path` (an added file or
+    /// manifest) pack it, in step order: compression, level, time and mode.
+    pub fn packing_of_added(&self, path: &str) -> EntryPlan {
+        let mut d = Deciding {
+            kind: EntryKind::File,
+            input: usize::MAX,
+            path: path.to_string(),
+            plan: EntryPlan {
+                name: path.to_string(),
+                ops: Vec::new(),
+                method: None,
+                level: None,
+                mtime: None,
+                mode: None,
+                hash: false,
+                verify: false,
+                symlink: None,
+            },
+        };
+        for s in self.active_steps() {
+            if let Step::Pack { globs, .. } = s {
+                if d.matches_all(globs) {
+                    d.packed(s);
+                }
+            }
+        }
+        d.plan
     }
 
     /// The entry after every step: its final path checked, its link rule applied.

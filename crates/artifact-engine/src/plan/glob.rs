@@ -43,6 +43,7 @@ struct Pattern {
 pub struct Globs {
     set: GlobSet,
     patterns: Vec<Pattern>,
+    written: Vec<String>,
 }
 
 impl Globs {
@@ -62,7 +63,16 @@ impl Globs {
             }
         }
         let set = b.build().map_err(|e| (0, e.to_string()))?;
-        Ok(Globs { set, patterns: out })
+        Ok(Globs {
+            set,
+            patterns: out,
+            written: patterns.to_vec(),
+        })
+    }
+
+    /// The patterns as the plan wrote them.
+    pub fn written(&self) -> &[String] {
+        &self.written
     }
 
     /// True when `path` (an entry name; a trailing `/` marks a directory, as does

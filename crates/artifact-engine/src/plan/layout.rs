@@ -1,11 +1,12 @@
 //! Laying out one output from its sources' central directories: every entry decided,
 //! then checked against the others — exact clashes follow `on_conflict`, case and
 //! Unicode-normalization clashes are refused unless allowed, and nothing may land
-//! under a kept symbolic link.
+//! under a kept symbolic link. Then, across outputs, no `template`, `replace`, `set` or
+//! `export` step may have matched nothing unless it says `"optional": true`.
 
 use std::collections::HashMap;
 
-use super::{EntryKind, EntryPlan, Extra, OnConflict, OutputPlan};
+use super::{perr, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Plan, PlanError, Step};
 use crate::names::{case_clash_why, fold_case, CaseIndex};
 
 /// An entry of an input chosen for an output.
@@ -26,6 +27,8 @@ pub struct OutputLayout {
     pub entries: Vec<Planned>,
     /// Entries left out (by selection, or by a conflict rule).
     pub dropped: u64,
+    /// How many input entries each step of the output matched (by step index).
+    pub step_hits: Vec<u64>,
 }
 
 /// Decides every entry of an output before data moves, applying the conflict rule.
@@ -72,9 +75,14 @@ pub fn layout_output_kinds(
         by_case: CaseIndex::new(),
         dropped: 0,
     };
+    let mut step_hits = vec![0u64; op.step_count()];
     for (k, list) in sources.iter().enumerate() {
         for (j, (name, kind)) in list.iter().enumerate() {
-            let Some(plan) = op.decide_kind(k, name, *kind).map_err(|m| {
+            let trace = op.trace_kind(k, name, *kind);
+            for &i in &trace.matched {
+                step_hits[i] += 1;
+            }
+            let Some(plan) = trace.decided.map_err(|m| {
                 format!(
                     "entry {name:?} of input {:?}: {m}",
                     op.sources[k].input_name
@@ -96,6 +104,7 @@ pub fn layout_output_kinds(
     Ok(OutputLayout {
         entries: b.entries.into_iter().flatten().collect(),
         dropped: b.dropped,
+        step_hits,
     })
 }
 
@@ -239,5 +248,83 @@ impl LayoutBuilder<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// Refuses a `template`, `replace`, `set` or `export` step that matched no entry
+    /// in any output it applies to (a top-level step applies to every output), unless
+    /// it is optional: a mistyped glob fails the job before data moves instead of
+    /// shipping the file unchanged. `step_hits[o]` is output `o`'s
+    /// [`OutputLayout::step_hits`].
+    pub fn check_steps_matched(&self, step_hits: &[Vec<u64>]) -> Result<(), PlanError> {
+        // Field path -> (entries matched, outputs it applies to, output and step index).
+        let mut steps: Vec<(&str, u64, Vec<&str>, usize, usize)> = Vec::new();
+        for (o, (op, hits)) in self.outputs.iter().zip(step_hits).enumerate() {
+            for (i, field) in op.fields.iter().enumerate() {
+                if !op.must_match(i) {
+                    continue;
+                }
+                let hits = hits[i];
+                match steps.iter_mut().find(|s| s.0 == field) {
+                    Some(s) => {
+                        s.1 += hits;
+                        s.2.push(&op.name);
+                    }
+                    None => steps.push((field, hits, vec![&op.name], o, i)),
+                }
+            }
+        }
+        match steps.into_iter().find(|s| s.1 == 0) {
+            Some((_, _, outputs, o, i)) => {
+                Err(self.in_origin(self.outputs[o].unmatched(i, &outputs)))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl OutputPlan {
+    /// True for a step that must match at least one entry.
+    fn must_match(&self, i: usize) -> bool {
+        self.step_active(i)
+            && matches!(
+                self.steps[i],
+                Step::Content {
+                    optional: false,
+                    ..
+                } | Step::Export {
+                    optional: false,
+                    ..
+                }
+            )
+    }
+
+    /// The error for step `i`, which matched no entry of `outputs`.
+    fn unmatched(&self, i: usize, outputs: &[&str]) -> PlanError {
+        let field = &self.fields[i];
+        let whose = match outputs {
+            [one] => format!("output {one:?}"),
+            all => format!("any output {all:?}"),
+        };
+        match &self.steps[i] {
+            Step::Export { file, .. } => perr(
+                format!("{field}.file"),
+                format!(
+                    "{file:?} is not an entry of {whose} at this step (after earlier steps \
+                     renamed or dropped entries); give a \"default\" or set \"optional\": true"
+                ),
+            ),
+            Step::Content { globs, .. } => perr(
+                format!("{field}.files"),
+                format!(
+                    "matched no entry of {whose} (files {:?}); check the globs against the \
+                     artifact (`artifact-runner plan` lists every entry and the steps that \
+                     matched it) or set \"optional\": true",
+                    globs.written()
+                ),
+            ),
+            _ => unreachable!("only content and export steps must match"),
+        }
     }
 }

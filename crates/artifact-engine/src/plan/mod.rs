@@ -22,10 +22,13 @@ pub mod glob;
 mod layout;
 mod parse;
 pub mod spec;
+mod step_doc;
 pub mod stream;
 pub mod structured;
+pub mod template;
 pub mod text;
 mod verify;
+mod when;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +40,7 @@ pub use custom::{CustomStep, StepRegistry};
 pub use decide::{EntryKind, EntryPlan, Trace};
 use glob::Globs;
 pub use layout::{layout_output, layout_output_kinds, OutputLayout, Planned};
+pub use parse::PlanFile;
 use spec::Format;
 pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
 
@@ -98,11 +102,13 @@ pub struct JobContext {
 }
 
 /// A compiled plan: cheap to share between threads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     outputs: Vec<OutputPlan>,
     name_rules: NameRules,
     limits: crate::limits::Limits,
+    /// The plan file it was read from, which errors found later name.
+    origin: Option<PlanFile>,
 }
 
 /// Where an output's entries come from.
@@ -117,7 +123,7 @@ pub struct Source {
 }
 
 /// One output's compiled steps.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OutputPlan {
     /// Output artifact name.
     pub name: String,
@@ -133,12 +139,18 @@ pub struct OutputPlan {
     pub symlinks: Symlinks,
     steps: Vec<Step>,
     labels: Vec<String>,
-    vars: BTreeMap<String, String>,
-    strict_vars: bool,
+    /// Each step's field path with its kind (`steps[2].template`), as errors name it.
+    fields: Vec<String>,
     manifest: bool,
+    /// Each step's compiled `when`, if it has one.
+    conditions: Vec<Option<when::Condition>>,
+    /// Whether each step applies (its `when` holds).
+    active: Vec<bool>,
+    /// Some `when` entry test is not resolved yet ([`Plan::resolve_conditions`]).
+    pending: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Step {
     Select {
         include: bool,
@@ -155,12 +167,16 @@ enum Step {
     Content {
         globs: Globs,
         op: ContentOp,
+        /// May match no entry (`"optional": true`).
+        optional: bool,
     },
     Export {
         variable: String,
         file: String,
         how: ExportHow,
         default: Option<String>,
+        /// The file may be absent (`"optional": true` or a `default`).
+        optional: bool,
     },
     Pack {
         globs: Option<Globs>,
@@ -173,12 +189,14 @@ enum Step {
     Add {
         path: String,
         data: Vec<u8>,
+        mode: Option<u32>,
     },
     Manifest {
         path: String,
     },
 }
 
+#[derive(Clone)]
 enum ContentOp {
     Literal {
         find: Vec<u8>,
@@ -188,7 +206,11 @@ enum ContentOp {
         re: BytesRegex,
         with: Vec<u8>,
     },
-    Template,
+    Template(template::Templater),
+    Normalize {
+        line_endings: spec::LineEndings,
+        strip_bom: bool,
+    },
     Set {
         pointer: Vec<String>,
         value: serde_json::Value,
@@ -202,14 +224,15 @@ impl std::fmt::Debug for ContentOp {
         f.write_str(match self {
             ContentOp::Literal { .. } => "Literal",
             ContentOp::Regex { .. } => "Regex",
-            ContentOp::Template => "Template",
+            ContentOp::Template(_) => "Template",
+            ContentOp::Normalize { .. } => "Normalize",
             ContentOp::Set { .. } => "Set",
             ContentOp::Custom(_) => "Custom",
         })
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum ExportHow {
     Pointer(Vec<String>, Option<Format>),
     Regex(Regex),
@@ -225,6 +248,8 @@ pub enum Extra<'a> {
         path: &'a str,
         /// Content.
         data: &'a [u8],
+        /// Unix permissions the step asks for (else `pack`'s, else 0644).
+        mode: Option<u32>,
     },
     /// The manifest of everything written before it.
     Manifest {
@@ -243,6 +268,19 @@ pub struct Export {
 }
 
 impl Plan {
+    /// Records that the plan came from `file`: errors found from here on name it.
+    pub fn set_origin(&mut self, file: PlanFile) {
+        self.origin = Some(file);
+    }
+
+    /// `e`, naming the plan file when the plan came from one.
+    pub fn in_origin(&self, e: PlanError) -> PlanError {
+        match &self.origin {
+            Some(file) => perr(format!("{file} {}", e.path), e.message),
+            None => e,
+        }
+    }
+
     /// The zip-bomb limits every input must pass before data moves.
     pub fn limits(&self) -> crate::limits::Limits {
         self.limits
@@ -286,8 +324,16 @@ impl OutputPlan {
         self.steps
             .iter()
             .enumerate()
+            .filter(|(i, _)| self.step_active(*i))
             .filter_map(|(i, s)| match s {
-                Step::Add { path, data } => Some((i, Extra::Add { path, data })),
+                Step::Add { path, data, mode } => Some((
+                    i,
+                    Extra::Add {
+                        path,
+                        data,
+                        mode: *mode,
+                    },
+                )),
                 Step::Manifest { path } => Some((i, Extra::Manifest { path })),
                 _ => None,
             })

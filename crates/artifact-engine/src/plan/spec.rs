@@ -7,22 +7,32 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use super::step_doc::StepDoc;
+
 /// The transform plan: variables, steps for every output, and per-output routing.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
+    /// The plan lives in an input artifact, versioned with the code:
+    /// `"SourceArtifact::ci/artifact-plan.yml"` (input name, `::`, entry path; JSON or
+    /// YAML). It is read and validated before any other data moves. Beside it,
+    /// `UserParameters` may only give `variables`, which override the file's.
+    #[serde(default)]
+    pub plan_file: Option<String>,
     /// Values for `${NAME}` in `template` steps, `set` values and `add` text.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
-    /// What `${NAME}` does when `NAME` is not defined: `keep` it as is (default) or `fail` the job.
+    /// What `${NAME}` does when `NAME` is not defined, in `template` steps (unless a
+    /// step says `missing`), `set` values and `add` text: `fail` the job (default) or
+    /// `keep` it as written.
     #[serde(default)]
-    pub on_unknown_variable: OnUnknownVariable,
+    pub on_unknown_variable: Option<OnUnknownVariable>,
     /// Steps applied, in order, to the entries of every output (before the output's own steps).
     #[serde(default)]
-    pub steps: Vec<StepSpec>,
+    pub steps: Vec<StepDoc>,
     /// Outputs by artifact name: which inputs feed each one and its own steps.
-    /// Without it: one input feeds every output; N inputs feed N outputs pairwise;
-    /// several inputs merge into a single output.
+    /// Required when the job has more than one input or output (routes never follow
+    /// the order of artifacts in the event); optional with one input and one output.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputSpec>,
     /// Rules for entry names, in the inputs and in the outputs.
@@ -52,8 +62,9 @@ impl Default for PlanSpec {
     /// The empty plan (what blank UserParameters mean): copy everything, verified.
     fn default() -> Self {
         PlanSpec {
+            plan_file: None,
             variables: BTreeMap::new(),
-            on_unknown_variable: OnUnknownVariable::default(),
+            on_unknown_variable: None,
             steps: Vec::new(),
             outputs: BTreeMap::new(),
             names: NamesSpec::default(),
@@ -107,10 +118,22 @@ pub enum CaseDuplicates {
 #[serde(rename_all = "snake_case")]
 pub enum OnUnknownVariable {
     /// Leave `${NAME}` untouched.
-    #[default]
     Keep,
     /// Fail the job with a ConfigurationError naming the entry and variable.
+    #[default]
     Fail,
+}
+
+/// What a `template` step does with a placeholder whose variable is not defined.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// Fail the job, naming the entry, the step and the variable.
+    Error,
+    /// Leave the placeholder as written.
+    Keep,
+    /// Replace it with nothing.
+    Empty,
 }
 
 /// One output artifact.
@@ -122,7 +145,7 @@ pub struct OutputSpec {
     pub from: Vec<SourceSpec>,
     /// Steps for this output only, after the top-level steps.
     #[serde(default)]
-    pub steps: Vec<StepSpec>,
+    pub steps: Vec<StepDoc>,
     /// Two entries with the same output path: `error` (default), keep the `first`, or the `last`.
     #[serde(default)]
     pub on_conflict: OnConflict,
@@ -174,8 +197,8 @@ pub enum StepSpec {
     Move(MoveSpec),
     /// Replace a literal string or a regex in matching files.
     Replace(ReplaceSpec),
-    /// Substitute `${NAME}` in matching files.
-    Template(FilesSpec),
+    /// Substitute `${NAME}` (with filters `|json`, `|yaml`, `|url`, `|sh`) in matching files.
+    Template(TemplateSpec),
     /// Set a value inside JSON or YAML files by JSON pointer, keeping the rest of the text as is.
     Set(SetSpec),
     /// Add a file with inline content.
@@ -186,8 +209,41 @@ pub enum StepSpec {
     Export(ExportSpec),
     /// Compression, timestamps and permissions of matching entries.
     Pack(PackSpec),
+    /// Line endings (LF or CRLF) and the UTF-8 byte-order mark of matching text files.
+    Normalize(NormalizeSpec),
     /// A step registered by the Lambda binary (Rust `CustomStep`).
     Custom(CustomSpec),
+}
+
+/// When a step applies. Every test given must hold: a variable test (`variable` with
+/// one of `equals`, `not_equals`, `in`, `matches`), evaluated when the plan is
+/// compiled, and/or an entry test (`exists`, `not_exists`) over the entries of the
+/// inputs feeding the output, as the inputs name them, evaluated before data moves.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WhenSpec {
+    /// A variable from `variables` or the built-ins (`CODEPIPELINE_JOB_ID`, ...);
+    /// CodePipeline fills `#{Namespace.Name}` in `variables` before the job starts.
+    #[serde(default)]
+    pub variable: Option<String>,
+    /// The variable's value is exactly this.
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// The variable's value is not this.
+    #[serde(default)]
+    pub not_equals: Option<String>,
+    /// The variable's value is one of these.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<String>>,
+    /// The variable's value matches this regex (anchor it with `^...$` for a whole match).
+    #[serde(default)]
+    pub matches: Option<String>,
+    /// Some input entry matches this glob.
+    #[serde(default)]
+    pub exists: Option<String>,
+    /// No input entry matches this glob.
+    #[serde(default)]
+    pub not_exists: Option<String>,
 }
 
 /// Which entries a selection step matches.
@@ -213,12 +269,28 @@ pub struct SelectorOptions {
     pub inputs: Vec<String>,
 }
 
-/// Files a content step applies to.
+/// Templating: placeholders `${NAME}` (or between `delimiters`), optionally with a
+/// filter that escapes the value for its place: `|json` and `|yaml` (a quoted string
+/// literal), `|url` (percent-encoded), `|sh` (one single-quoted shell word).
+/// `$${` writes a literal `${`.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct FilesSpec {
+pub struct TemplateSpec {
     /// Globs of the files.
     pub files: Vec<String>,
+    /// An undefined variable: `error` (default, or what `on_unknown_variable` says),
+    /// `keep` the placeholder, or make it `empty`.
+    #[serde(default)]
+    pub missing: Option<Missing>,
+    /// Open and close delimiters instead of `${` and `}`, e.g. `["{{", "}}"]` so that
+    /// CloudFormation's `!Sub ${AWS::Region}` is left alone; spaces inside are trimmed.
+    #[serde(default)]
+    pub delimiters: Option<[String; 2]>,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Renaming.
@@ -264,6 +336,11 @@ pub struct ReplaceSpec {
     /// must exist.
     #[serde(rename = "with")]
     pub with: String,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Setting a value in JSON or YAML.
@@ -280,6 +357,11 @@ pub struct SetSpec {
     /// Force the file format.
     #[serde(default)]
     pub format: Option<Format>,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Structured file formats.
@@ -304,6 +386,10 @@ pub struct AddSpec {
     /// Binary content, base64.
     #[serde(default)]
     pub base64: Option<String>,
+    /// Unix permissions, octal string such as `"755"` for an executable (`bootstrap`,
+    /// hook scripts); default `"644"`, or what a matching `pack` step's `file_mode` says.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// The manifest file.
@@ -340,6 +426,10 @@ pub struct ExportSpec {
     /// Force the file format for `pointer`.
     #[serde(default)]
     pub format: Option<Format>,
+    /// Let `file` be absent from the output: the variable is then not set (or set to
+    /// `default`). By default an absent file fails the job before data moves.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Packing options for matching entries.
@@ -364,6 +454,40 @@ pub struct PackSpec {
     /// Unix permissions for directories, octal string such as `"755"`.
     #[serde(default)]
     pub dir_mode: Option<String>,
+}
+
+/// Text normalization: by default LF line endings and no UTF-8 BOM (a CRLF hook script
+/// fails with "bad interpreter"; a BOM breaks JSON parsers). A matching file with a NUL
+/// byte (binary, or UTF-16) fails the job instead of being damaged.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeSpec {
+    /// Globs of the files.
+    pub files: Vec<String>,
+    /// `lf` (default), `crlf`, or `keep`. A lone CR is left as it is.
+    #[serde(default)]
+    pub line_endings: LineEndings,
+    /// Remove a leading UTF-8 byte-order mark (default `true`).
+    #[serde(default = "yes")]
+    pub strip_bom: bool,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Line endings written by `normalize`.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEndings {
+    /// `\n`.
+    #[default]
+    Lf,
+    /// `\r\n`.
+    Crlf,
+    /// Unchanged.
+    Keep,
 }
 
 /// Compression methods.

@@ -6,27 +6,20 @@
 //! bytes; for `template`, from an unfinished `${` with less than its 256-byte
 //! lookahead). Invariant: for any split of the input into chunks, the output is
 //! byte-for-byte what the whole-entry step produces (property-tested against
-//! [`super::text::replace_all`] and [`super::text::template`]), and the same
+//! [`super::text::replace_all`] and [`super::template::Templater::apply`]), and the same
 //! errors are raised (undefined variable in strict mode, output over
 //! [`super::text::output_limit`] of the entry's declared size).
 
-use std::collections::BTreeMap;
-
 use memchr::memmem;
 
-use super::text::{output_limit, template_var, TEMPLATE_LOOKAHEAD};
+use super::template::Templater;
+use super::text::output_limit;
 use super::{ContentOp, OutputPlan, Step, TransformError, TransformErrorKind};
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Literal {
-        find: Vec<u8>,
-        with: Vec<u8>,
-    },
-    Template {
-        vars: BTreeMap<String, String>,
-        strict: bool,
-    },
+    Literal { find: Vec<u8>, with: Vec<u8> },
+    Template(Templater),
 }
 
 #[derive(Debug, Clone)]
@@ -60,12 +53,9 @@ impl OutputPlan {
                     with: with.clone(),
                 },
                 Step::Content {
-                    op: ContentOp::Template,
+                    op: ContentOp::Template(t),
                     ..
-                } => Kind::Template {
-                    vars: self.vars.clone(),
-                    strict: self.strict_vars,
-                },
+                } => Kind::Template(t.clone()),
                 _ => return None,
             };
             stages.push(Stage {
@@ -126,7 +116,11 @@ impl Stage {
         buf.extend_from_slice(input);
         let (out, keep_from) = match &self.kind {
             Kind::Literal { find, with } => literal(&buf, find, with, last),
-            Kind::Template { vars, strict } => template(&buf, vars, *strict, last)?,
+            Kind::Template(t) => {
+                let (out, keep_from, _) =
+                    t.scan(&buf, last, usize::MAX).map_err(|e| e.message())?;
+                (out, keep_from)
+            }
         };
         self.carry = buf[keep_from..].to_vec();
         Ok(out)
@@ -155,58 +149,13 @@ fn literal(buf: &[u8], find: &[u8], with: &[u8], last: bool) -> (Vec<u8>, usize)
     (out, keep_from)
 }
 
-/// Substitutes every `${NAME}` decided within `buf`; returns the output and where the
-/// carry starts (at a `${` whose lookahead is not complete yet, or a trailing `$`).
-fn template(
-    buf: &[u8],
-    vars: &BTreeMap<String, String>,
-    strict: bool,
-    last: bool,
-) -> Result<(Vec<u8>, usize), String> {
-    let finder = memmem::Finder::new(b"${");
-    let mut out = Vec::with_capacity(buf.len());
-    let (mut done, mut at) = (0, 0);
-    while let Some(p) = finder.find(&buf[at..]) {
-        let start = at + p;
-        if !last && start + 2 + TEMPLATE_LOOKAHEAD > buf.len() {
-            out.extend_from_slice(&buf[done..start]);
-            return Ok((out, start));
-        }
-        let Some(var) = template_var(&buf[start + 2..]) else {
-            at = start + 2;
-            continue;
-        };
-        let close = start + 2 + var.len() + 1;
-        match vars.get(var) {
-            Some(v) => {
-                out.extend_from_slice(&buf[done..start]);
-                out.extend_from_slice(v.as_bytes());
-                done = close;
-            }
-            None if strict => {
-                return Err(format!(
-                    "template variable ${{{var}}} is not defined (define it in UserParameters \
-                     \"variables\" or set \"on_unknown_variable\": \"keep\")"
-                ))
-            }
-            None => {}
-        }
-        at = close;
-    }
-    let keep_from = if last {
-        buf.len()
-    } else {
-        at.max(buf.len().saturating_sub(1)).max(done)
-    };
-    out.extend_from_slice(&buf[done..keep_from]);
-    Ok((out, keep_from))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::spec::Missing;
     use super::super::text;
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn run_chunked(kind: Kind, input: &[u8], cuts: &[usize]) -> Result<Vec<u8>, String> {
         let mut s = Stage {
@@ -233,6 +182,12 @@ mod tests {
         prop::collection::vec(
             prop::sample::select(vec![
                 b"${".to_vec(),
+                b"$${".to_vec(),
+                b"{{".to_vec(),
+                b"}}".to_vec(),
+                b"|json".to_vec(),
+                b"|sh".to_vec(),
+                b"|bad".to_vec(),
                 b"}".to_vec(),
                 b"$".to_vec(),
                 b"{".to_vec(),
@@ -251,10 +206,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn chunked_template_equals_whole(input in text_strategy(), cuts in prop::collection::vec(0usize..5000, 0..8), strict: bool) {
+        fn chunked_template_equals_whole(
+            input in text_strategy(),
+            cuts in prop::collection::vec(0usize..5000, 0..8),
+            missing in prop::sample::select(vec![Missing::Error, Missing::Keep, Missing::Empty]),
+            curly: bool,
+        ) {
             let vars = BTreeMap::from([("VERSION".to_string(), "1.2.3".to_string())]);
-            let whole = text::template(input.clone(), &vars, strict);
-            let streamed = run_chunked(Kind::Template { vars: vars.clone(), strict }, &input, &cuts);
+            let mut t = Templater::new(vars, missing);
+            if curly {
+                t = t.with_delimiters("{{", "}}");
+            }
+            let whole = t.apply(input.clone(), usize::MAX);
+            let streamed = run_chunked(Kind::Template(t), &input, &cuts);
             prop_assert_eq!(whole.is_ok(), streamed.is_ok());
             if let (Ok(w), Ok(s)) = (whole, streamed) {
                 prop_assert_eq!(w, s);

@@ -25,11 +25,46 @@ fn name_of(p: &Plan, n: &str) -> Option<String> {
 
 #[test]
 fn empty_parameters_copy_everything() {
-    let p = Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx(&["A"], &["X", "Y"])).unwrap();
-    let e = p.output(1).decide(0, "a/b.txt", false).unwrap().unwrap();
+    let p = Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx(&["A"], &["X"])).unwrap();
+    let e = p.output(0).decide(0, "a/b.txt", false).unwrap().unwrap();
     assert_eq!(e.name, "a/b.txt");
     assert!(!e.needs_content(8));
-    assert_eq!(p.output(1).sources[0].input, 0);
+    assert_eq!(p.output(0).sources[0].input, 0);
+}
+
+/// Routes name artifacts: with more than one input or output, `outputs` is required
+/// (never the order of artifacts in the event), and the error shows a document.
+#[test]
+fn routes_never_follow_event_order() {
+    for (i, o) in [
+        (&["A", "B"][..], &["X"][..]),
+        (&["A"][..], &["X", "Y"][..]),
+        (&["A", "B"][..], &["X", "Y"][..]),
+        (&["A", "B", "C"][..], &["X", "Y"][..]),
+    ] {
+        for json in ["{}", r#"{"steps":[{"exclude":["*.map"]}]}"#] {
+            let e = plan(json, &ctx(i, o)).unwrap_err();
+            assert_eq!(e.path, "outputs", "{i:?} {o:?}");
+            assert!(
+                e.message.contains(r#"e.g. {"outputs": {"X":{"from":["A""#),
+                "{e}"
+            );
+        }
+    }
+    let e = Plan::compile(
+        &PlanSpec::parse(None).unwrap(),
+        &ctx(&["A", "B"], &["X", "Y"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "outputs");
+    // Named routes: B feeds X, A feeds Y, whatever the event order.
+    let p = plan(
+        r#"{"outputs":{"X":{"from":["B"]},"Y":{"from":["A"]}}}"#,
+        &ctx(&["A", "B"], &["X", "Y"]),
+    )
+    .unwrap();
+    assert_eq!(p.output(0).sources[0].input_name, "B");
+    assert_eq!(p.output(1).sources[0].input_name, "A");
 }
 
 #[test]
@@ -43,7 +78,7 @@ fn errors_name_the_field() {
         ),
         (
             r#"{"steps":[{"exclude":["a"]},{"replce":{}}]}"#,
-            "steps[1]",
+            "steps[1].replce",
             "replace",
         ),
         (r#"{"stepz":[]}"#, "stepz", "unknown field"),
@@ -298,7 +333,7 @@ fn pack_sets_header_fields_and_compression() {
 #[test]
 fn routing_merge_split_and_conflicts() {
     let c = ctx(&["A", "B"], &["X"]);
-    let p = plan("{}", &c).unwrap();
+    let p = plan(r#"{"outputs":{"X":{"from":["A","B"]}}}"#, &c).unwrap();
     assert_eq!(p.output(0).sources.len(), 2);
     let e = layout_output(
         p.output(0),
@@ -370,7 +405,8 @@ fn adds_and_manifest() {
         ex[0],
         Extra::Add {
             path: "build.txt",
-            data: b"v=3"
+            data: b"v=3",
+            mode: None
         }
     ));
     assert!(matches!(
@@ -583,7 +619,7 @@ fn added_paths_must_differ() {
     .unwrap();
     // Different outputs may add the same path.
     plan(
-        r#"{"steps":[{"add":{"path":"v.txt","text":"1"}}]}"#,
+        r#"{"steps":[{"add":{"path":"v.txt","text":"1"}}],"outputs":{"X":{"from":["A"]},"Y":{"from":["A"]}}}"#,
         &ctx(&["A"], &["X", "Y"]),
     )
     .unwrap();
@@ -593,7 +629,7 @@ fn added_paths_must_differ() {
 fn case_duplicates_among_produced_names() {
     let c = ctx(&["A", "B"], &["X"]);
     let entries = [vec![("README.md", false)], vec![("readme.md", false)]];
-    let p = plan("{}", &c).unwrap();
+    let p = plan(r#"{"outputs":{"X":{"from":["A","B"]}}}"#, &c).unwrap();
     let e = layout_output(p.output(0), &entries).unwrap_err();
     assert!(
         e.contains("letter case") && e.contains("\"B\"") && e.contains("\"A\""),
@@ -601,7 +637,7 @@ fn case_duplicates_among_produced_names() {
     );
     // A rename producing a case duplicate within one input.
     let p = plan(
-        r#"{"steps":[{"move":{"regex":"old/(.*)","to":"Docs/$1"}}]}"#,
+        r#"{"steps":[{"move":{"regex":"old/(.*)","to":"Docs/$1"}}],"outputs":{"X":{"from":["A","B"]}}}"#,
         &c,
     )
     .unwrap();
@@ -630,12 +666,16 @@ fn case_duplicates_among_produced_names() {
     assert_eq!(l.entries.len(), 0);
     assert_eq!(l.dropped, 1);
     // Allowed: all entries kept.
-    let p = plan(r#"{"names":{"case_duplicates":"allow"}}"#, &c).unwrap();
+    let p = plan(
+        r#"{"names":{"case_duplicates":"allow"},"outputs":{"X":{"from":["A","B"]}}}"#,
+        &c,
+    )
+    .unwrap();
     assert!(p.name_rules().allow_case_duplicates);
     let l = layout_output(p.output(0), &entries).unwrap();
     assert_eq!(l.entries.len(), 2);
     // The same directory from two inputs is still merged silently.
-    let p = plan("{}", &c).unwrap();
+    let p = plan(r#"{"outputs":{"X":{"from":["A","B"]}}}"#, &c).unwrap();
     let l = layout_output(p.output(0), &[vec![("d/", true)], vec![("d/", true)]]).unwrap();
     assert_eq!(l.entries.len(), 1);
     assert!(!p.name_rules().allow_case_duplicates);
@@ -751,7 +791,12 @@ fn documented_glob_examples_keep_their_entries() {
         "README.md",
     ];
     let names = |json: &str, out: usize| -> Vec<String> {
-        let p = plan(json, &ctx(&["SourceArtifact"], &["A", "B"])).unwrap();
+        let outputs: &[&str] = if json.contains("outputs") {
+            &["A", "B"]
+        } else {
+            &["A"]
+        };
+        let p = plan(json, &ctx(&["SourceArtifact"], outputs)).unwrap();
         source
             .iter()
             .filter_map(|n| {
@@ -936,4 +981,423 @@ fn a_trace_names_the_steps_an_entry_meets_and_the_one_that_drops_it() {
     assert_eq!(dropped.decided, Ok(None));
     let untouched = o.trace_kind(0, "README.md", EntryKind::File);
     assert!(untouched.matched.is_empty());
+}
+
+/// Step hits of every output of `p` over one input holding `names`.
+fn hits_over(p: &Plan, names: &[&str]) -> Vec<Vec<u64>> {
+    let list: Vec<(&str, bool)> = names.iter().map(|n| (*n, n.ends_with('/'))).collect();
+    p.outputs()
+        .iter()
+        .map(|op| {
+            let sources = vec![list.clone(); op.sources.len()];
+            layout_output(op, &sources).unwrap().step_hits
+        })
+        .collect()
+}
+
+#[test]
+fn steps_that_match_nothing_fail_unless_optional() {
+    let names = ["app/config.json", "app/main.js", "package.json"];
+    // A mistyped glob: refused, naming the step, its globs and the output.
+    let p = one(r#"{"steps":[{"exclude":["*.map"]},{"template":{"files":["**/*.jsn"]}}]}"#);
+    let e = p.check_steps_matched(&hits_over(&p, &names)).unwrap_err();
+    assert_eq!(e.path, "steps[1].template.files");
+    assert!(
+        e.message.contains(r#"output "X""#) && e.message.contains(r#"["**/*.jsn"]"#),
+        "{e}"
+    );
+    // The exclude matched nothing too, and that is fine; so is an optional step.
+    let p = one(r#"{"steps":[{"template":{"files":["**/*.jsn"],"optional":true}}]}"#);
+    p.check_steps_matched(&hits_over(&p, &names)).unwrap();
+    for (step, path) in [
+        (
+            r#"{"replace":{"files":["*.txt"],"find":"a","with":"b"}}"#,
+            "steps[0].replace.files",
+        ),
+        (
+            r#"{"set":{"files":["cfg.json"],"pointer":"/a","value":1}}"#,
+            "steps[0].set.files",
+        ),
+        (
+            r#"{"export":{"variable":"V","file":"VERSION"}}"#,
+            "steps[0].export.file",
+        ),
+    ] {
+        let p = one(&format!(r#"{{"steps":[{step}]}}"#));
+        let e = p.check_steps_matched(&hits_over(&p, &names)).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+        let optional = step.replacen("}}", r#","optional":true}}"#, 1);
+        let p = one(&format!(r#"{{"steps":[{optional}]}}"#));
+        p.check_steps_matched(&hits_over(&p, &names)).unwrap();
+    }
+    // An export with a default is optional; a moved file is matched by its new name.
+    let p = one(r#"{"steps":[{"export":{"variable":"V","file":"VERSION","default":"0"}}]}"#);
+    p.check_steps_matched(&hits_over(&p, &names)).unwrap();
+    let p = one(
+        r#"{"steps":[{"move":{"strip_prefix":"app/"}},{"export":{"variable":"V","file":"app/config.json"}}]}"#,
+    );
+    let e = p.check_steps_matched(&hits_over(&p, &names)).unwrap_err();
+    assert!(e.message.contains("renamed or dropped"), "{e}");
+    // An optional export whose file never came sets no variable.
+    let p = one(r#"{"steps":[{"export":{"variable":"V","file":"VERSION","optional":true}}]}"#);
+    assert_eq!(p.output(0).missing_exports(&[]).unwrap(), []);
+}
+
+#[test]
+fn a_shared_step_needs_a_match_in_some_output() {
+    let c = ctx(&["A"], &["Web", "Api"]);
+    let routes = r#""outputs":{"Web":{"from":["A"],"steps":[{"include":["web/**"]}]},"Api":{"from":["A"],"steps":[{"include":["api/**"]}]}}"#;
+    let names = ["web/index.html", "api/config.json"];
+    // A top-level step that matches somewhere is fine; one matching nowhere is not.
+    let p = plan(
+        &format!(r#"{{"steps":[{{"template":{{"files":["api/*.json"]}}}}],{routes}}}"#),
+        &c,
+    )
+    .unwrap();
+    p.check_steps_matched(&hits_over(&p, &names)).unwrap();
+    let p = plan(
+        &format!(r#"{{"steps":[{{"template":{{"files":["*.yml"]}}}}],{routes}}}"#),
+        &c,
+    )
+    .unwrap();
+    let e = p.check_steps_matched(&hits_over(&p, &names)).unwrap_err();
+    assert!(e.message.contains(r#"any output ["Web", "Api"]"#), "{e}");
+    // An output's own step must match in that output.
+    let own = r#"{"outputs":{"Web":{"from":["A"],"steps":[{"include":["web/**"]},{"template":{"files":["**/*.json"]}}]},"Api":{"from":["A"]}}}"#;
+    let p = plan(own, &c).unwrap();
+    let e = p.check_steps_matched(&hits_over(&p, &names)).unwrap_err();
+    assert_eq!(e.path, "outputs.Web.steps[1].template.files");
+    assert!(e.message.contains(r#"output "Web""#), "{e}");
+}
+
+#[test]
+fn yaml_parameters_compile_like_json() {
+    let yaml = r#"
+# yaml-language-server: $schema=docs/user-parameters.schema.json
+variables:
+  VERSION: "1.10"
+steps:
+  - exclude: ["*.map"]
+  - template:
+      files: ["**/*.json"]
+  - set:
+      files: [template-config.json]
+      pointer: /Parameters/ImageTag
+      value: v${VERSION}
+"#;
+    let json = r#"{"variables":{"VERSION":"1.10"},"steps":[{"exclude":["*.map"]},{"template":{"files":["**/*.json"]}},{"set":{"files":["template-config.json"],"pointer":"/Parameters/ImageTag","value":"v${VERSION}"}}]}"#;
+    assert_eq!(
+        PlanSpec::parse(Some(yaml)).unwrap(),
+        PlanSpec::parse(Some(json)).unwrap()
+    );
+    // Anchors and aliases work within the budget.
+    let anchored = "steps:\n  - exclude: &maps [\"*.map\", \"*.map.gz\"]\n  - include: {files: [\"**\"]}\n  - exclude: *maps\n";
+    let spec = PlanSpec::parse(Some(anchored)).unwrap();
+    assert_eq!(spec.steps[0], spec.steps[2]);
+}
+
+#[test]
+fn yaml_parameter_errors_name_the_field() {
+    let c = ctx(&["A"], &["X"]);
+    let cases = [
+        // A number where a string is expected: the path and a quoting hint.
+        (
+            "variables:\n  VERSION: 1.10\n",
+            "variables.VERSION",
+            "quote",
+        ),
+        (
+            "steps:\n  - replace: {files: [a], find: x}\n",
+            "steps[0].replace",
+            "with",
+        ),
+        (
+            "steps:\n  - exclude: 3\n",
+            "steps[0].exclude",
+            "list of globs",
+        ),
+        ("steps: [\n", "(document)", "not valid YAML"),
+        ("just a string", "(document)", "YAML mapping"),
+        ("a: 1\n---\nb: 2\n", "(document)", "2 YAML documents"),
+        ("stepz: []\n", "stepz", "unknown field `stepz`"),
+        ("verify: true\nverify: false\n", "(document)", "duplicate"),
+    ];
+    for (yaml, path, words) in cases {
+        let e = plan(yaml, &c).unwrap_err();
+        assert_eq!(e.path, path, "{yaml:?}: {e}");
+        assert!(e.message.contains(words), "{yaml:?}: {e}");
+    }
+    // Billion laughs: refused from the event stream, not expanded.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+    }
+    let e = plan(&bomb, &c).unwrap_err();
+    assert!(e.message.contains("aliases expand"), "{e}");
+}
+
+#[test]
+fn normalize_line_endings_and_bom() {
+    let apply = |json: &str, name: &str, data: &[u8]| {
+        let p = one(json);
+        let ep = p.output(0).decide(0, name, false).unwrap().unwrap();
+        p.output(0)
+            .apply(&ep.ops, name, data.to_vec())
+            .map(|(d, _)| d)
+    };
+    let crlf_bom = b"\xEF\xBB\xBF#!/bin/sh\r\necho a\r\necho b\rc\n";
+    let lf = apply(
+        r#"{"steps":[{"normalize":{"files":["*.sh"]}}]}"#,
+        "start.sh",
+        crlf_bom,
+    );
+    assert_eq!(lf.unwrap(), b"#!/bin/sh\necho a\necho b\rc\n");
+    let crlf = apply(
+        r#"{"steps":[{"normalize":{"files":["*.bat"],"line_endings":"crlf","strip_bom":false}}]}"#,
+        "run.bat",
+        b"\xEF\xBB\xBFa\nb\r\nc",
+    );
+    assert_eq!(crlf.unwrap(), b"\xEF\xBB\xBFa\r\nb\r\nc");
+    let kept = apply(
+        r#"{"steps":[{"normalize":{"files":["*.json"],"line_endings":"keep"}}]}"#,
+        "a.json",
+        b"\xEF\xBB\xBF{}\r\n",
+    );
+    assert_eq!(kept.unwrap(), b"{}\r\n");
+    // Binary (or UTF-16) content is refused, naming the entry and the step.
+    let e = apply(
+        r#"{"steps":[{"normalize":{"files":["*.txt"]}}]}"#,
+        "u16.txt",
+        b"\xFF\xFEa\x00\r\x00\n\x00",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.entry.as_str(), e.step.as_str()),
+        ("u16.txt", "steps[0] (normalize)")
+    );
+    assert!(e.message.contains("NUL byte at offset 3"), "{e}");
+    // Fields are checked.
+    let e = plan(
+        r#"{"steps":[{"normalize":{"files":["*"],"line_endings":"cr"}}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].normalize.line_endings");
+}
+
+#[test]
+fn when_variable_tests_turn_steps_on_and_off() {
+    let stage = |s: &str| {
+        format!(
+            r#"{{"variables":{{"STAGE":"{s}"}},"steps":[
+            {{"exclude":["appspec-*.yml"],"when":{{"variable":"STAGE","equals":"dev"}}}},
+            {{"move":{{"regex":"appspec-prod\\.yml","to":"appspec.yml"}},"when":{{"variable":"STAGE","in":["prod","live"]}}}},
+            {{"add":{{"path":"STAGE","text":"${{STAGE}}"}},"when":{{"variable":"STAGE","matches":"^(prod|live)$"}}}},
+            {{"add":{{"path":"STAGE","text":"other"}},"when":{{"variable":"STAGE","not_equals":"prod"}}}}
+        ]}}"#
+        )
+    };
+    let p = one(&stage("prod"));
+    assert_eq!(
+        name_of(&p, "appspec-prod.yml").as_deref(),
+        Some("appspec.yml")
+    );
+    let adds: Vec<_> = p.output(0).extras().into_iter().collect();
+    assert!(
+        matches!(adds[..], [Extra::Add { data: b"prod", .. }]),
+        "{adds:?}"
+    );
+    let p = one(&stage("dev"));
+    assert_eq!(name_of(&p, "appspec-prod.yml"), None);
+    assert!(matches!(
+        p.output(0).extras()[..],
+        [Extra::Add { data: b"other", .. }]
+    ));
+    // An inactive step must not match anything, and its export is not looked for.
+    let p = one(
+        r#"{"variables":{"S":"a"},"steps":[{"template":{"files":["*.none"]},"when":{"variable":"S","equals":"b"}},{"export":{"variable":"V","file":"nope"},"when":{"variable":"S","equals":"b"}}]}"#,
+    );
+    p.check_steps_matched(&hits_over(&p, &["x.txt"])).unwrap();
+    assert_eq!(p.output(0).missing_exports(&[]).unwrap(), []);
+}
+
+#[test]
+fn when_entry_tests_are_resolved_from_the_inputs() {
+    let json = r#"{"steps":[
+        {"add":{"path":"appspec.yml","text":"default"},"when":{"not_exists":"appspec.yml"}},
+        {"exclude":["legacy/**"],"when":{"exists":"modern/**"}}
+    ]}"#;
+    let mut p = one(json);
+    assert!(p.has_entry_conditions());
+    let listing = ["modern/a.txt", "legacy/b.txt"];
+    p.resolve_conditions(|i, g| {
+        assert_eq!(i, 0);
+        listing.iter().any(|n| g.is_match(n, false))
+    });
+    assert_eq!(name_of(&p, "legacy/b.txt"), None);
+    assert_eq!(p.output(0).extras().len(), 1);
+    let mut p = one(json);
+    p.resolve_conditions(|_, g| {
+        ["appspec.yml", "legacy/b.txt"]
+            .iter()
+            .any(|n| g.is_match(n, false))
+    });
+    assert_eq!(name_of(&p, "legacy/b.txt").as_deref(), Some("legacy/b.txt"));
+    assert!(p.output(0).extras().is_empty());
+}
+
+#[test]
+fn when_errors_name_the_field() {
+    let c = ctx(&["A"], &["X"]);
+    let cases = [
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"variable":"NOPE","equals":"x"}}]}"#,
+            "steps[0].when.variable",
+            "not defined",
+        ),
+        (
+            r#"{"variables":{"S":"a"},"steps":[{"exclude":["a"],"when":{"variable":"S"}}]}"#,
+            "steps[0].when",
+            "exactly one",
+        ),
+        (
+            r#"{"variables":{"S":"a"},"steps":[{"exclude":["a"],"when":{"variable":"S","equals":"a","in":["a"]}}]}"#,
+            "steps[0].when",
+            "exactly one",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"equals":"x"}}]}"#,
+            "steps[0].when.equals",
+            "give `variable`",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{}}]}"#,
+            "steps[0].when",
+            "tests nothing",
+        ),
+        (
+            r#"{"variables":{"S":"a"},"steps":[{"exclude":["a"],"when":{"variable":"S","matches":"("}}]}"#,
+            "steps[0].when.matches",
+            "invalid regex",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"exists":"["}}]}"#,
+            "steps[0].when.exists",
+            "glob",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"when":{"exist":"a"}}]}"#,
+            "steps[0].when.exist",
+            "unknown field",
+        ),
+        (
+            r#"{"steps":[{"exclude":["a"],"template":{"files":["a"]}}]}"#,
+            "steps[0]",
+            "second one",
+        ),
+        (
+            r#"{"steps":[{"when":{"exists":"a"}}]}"#,
+            "steps[0]",
+            "needs a kind",
+        ),
+        (
+            r#"{"steps":[{"tempalte":{"files":["a"]}}]}"#,
+            "steps[0].tempalte",
+            "unknown variant",
+        ),
+        (
+            r#"{"steps":[{"template":{"fils":["a"]}}]}"#,
+            "steps[0].template.fils",
+            "unknown field",
+        ),
+    ];
+    for (json, path, words) in cases {
+        let e = plan(json, &c).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e}");
+        assert!(e.message.contains(words), "{json}: {e}");
+    }
+}
+
+#[test]
+fn plan_files_are_referenced_and_merged() {
+    let user = PlanSpec::parse(Some(
+        r#"{"plan_file":"Src::ci/plan.yml","variables":{"V":"2"}}"#,
+    ))
+    .unwrap();
+    let file = user.plan_file().unwrap().unwrap();
+    assert_eq!(
+        (file.input.as_str(), file.path.as_str()),
+        ("Src", "ci/plan.yml")
+    );
+    let spec = user
+        .from_plan_file(
+            &file,
+            "variables: {V: '1', W: '1'}\nsteps:\n  - exclude: [ci/]\n",
+        )
+        .unwrap();
+    assert_eq!(spec.variables["V"], "2");
+    assert_eq!(spec.variables["W"], "1");
+    assert_eq!(spec.steps.len(), 1);
+    // Errors in the file name it.
+    let e = user
+        .from_plan_file(&file, "steps:\n  - tempate: {files: [a]}\n")
+        .unwrap_err();
+    assert_eq!(e.path, "Src::ci/plan.yml steps[0].tempate");
+    let e = user
+        .from_plan_file(&file, "plan_file: Src::other.yml\n")
+        .unwrap_err();
+    assert!(e.message.contains("another"), "{e}");
+    // Only variables beside it; a well-formed reference.
+    for (json, words) in [
+        (r#"{"plan_file":"Src::p.yml","steps":[]}"#, ""),
+        (
+            r#"{"plan_file":"Src::p.yml","steps":[{"exclude":["a"]}]}"#,
+            "only add `variables`",
+        ),
+        (r#"{"plan_file":"ci/plan.yml"}"#, "INPUT::PATH"),
+        (r#"{"plan_file":"Src::../plan.yml"}"#, ".."),
+        (r#"{"plan_file":"::plan.yml"}"#, "names no file"),
+    ] {
+        let r = PlanSpec::parse(Some(json)).unwrap().plan_file();
+        if words.is_empty() {
+            r.unwrap();
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(e.path, "plan_file");
+            assert!(e.message.contains(words), "{json}: {e}");
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_not_overflowing() {
+    let deep = format!("steps: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    // yaml-rust2 limits flow nesting itself; block nesting is counted here.
+    let e = PlanSpec::parse(Some(&deep)).unwrap_err();
+    assert!(e.message.contains("recursion limit"), "{e}");
+    let deep_block: String = (0..2000)
+        .map(|i| format!("{}- \n", "  ".repeat(i)))
+        .collect();
+    let e = PlanSpec::parse(Some(&format!("steps:\n{deep_block}"))).unwrap_err();
+    assert!(e.message.contains("nests deeper"), "{e}");
+}
+
+/// A YAML entry nested thousands of levels deep (a hostile artifact) is refused by
+/// `set`, not a stack overflow that would kill the function before it reports.
+#[test]
+fn set_on_a_deeply_nested_yaml_entry_is_refused() {
+    let p = one(r#"{"steps":[{"set":{"files":["*.yml"],"pointer":"/a","value":"x"}}]}"#);
+    let deep: String = (0..5000)
+        .map(|i| format!("{}- \n", "  ".repeat(i)))
+        .collect();
+    let text = format!("a: 1\nb:\n{deep}");
+    let e = p
+        .output(0)
+        .apply(&[0], "deep.yml", text.into_bytes())
+        .unwrap_err();
+    assert!(
+        e.message.contains("nests deeper") || e.message.contains("recursion"),
+        "{e}"
+    );
 }

@@ -1,13 +1,12 @@
-//! Text operations on entry content: literal and regex replacement, `${NAME}`
-//! templates, and the compile-time checks of regex replacements.
+//! Text operations on entry content: literal and regex replacement, line-ending
+//! normalization, and the compile-time checks of regex replacements (templates are
+//! in [`super::template`]).
 //!
 //! Invariants: every operation that can make content grow takes a `limit` and stops
 //! (returning [`TooLarge`]) as soon as its output would pass it, so memory stays within
 //! `limit` plus one replacement; a regex used by `replace` cannot match the empty string
 //! ([`refuse_empty_match`]), and every group reference in a replacement names a group of
 //! its regex ([`check_replacement`]).
-
-use std::collections::BTreeMap;
 
 use memchr::memmem;
 
@@ -167,22 +166,6 @@ fn unknown_group(written: &str, name: &str, braced: bool, group_count: usize) ->
     )
 }
 
-/// How far past `${` a template looks for the closing `}`.
-pub const TEMPLATE_LOOKAHEAD: usize = 256;
-
-/// The variable named by the bytes after a `${`: up to a `}` within
-/// [`TEMPLATE_LOOKAHEAD`] bytes, and a valid name; `None` when the `${` starts no
-/// placeholder. Shared by the whole-entry and the streaming template.
-pub fn template_var(rest: &[u8]) -> Option<&str> {
-    let end = rest
-        .iter()
-        .take(TEMPLATE_LOOKAHEAD)
-        .position(|&b| b == b'}')?;
-    std::str::from_utf8(&rest[..end])
-        .ok()
-        .filter(|v| valid_var_name(v))
-}
-
 /// True for `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn valid_var_name(v: &str) -> bool {
     let mut c = v.chars();
@@ -190,66 +173,27 @@ pub fn valid_var_name(v: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
-/// Substitutes `${NAME}`; unknown names are kept, or reported through `Err(name)` when
-/// `strict`.
-pub fn template(
-    data: Vec<u8>,
-    vars: &BTreeMap<String, String>,
-    strict: bool,
+/// `data` with `line_endings` (CRLF and LF made one kind; a lone CR is kept) and, with
+/// `strip_bom`, no leading UTF-8 byte-order mark. Refuses data holding a NUL byte
+/// (binary, or UTF-16), which line-ending rewriting would damage.
+pub fn normalize(
+    mut data: Vec<u8>,
+    line_endings: super::spec::LineEndings,
+    strip_bom: bool,
 ) -> Result<Vec<u8>, String> {
-    template_capped(data, vars, strict, usize::MAX).map_err(|e| match e {
-        TemplateError::Unknown(v) => v,
-        TemplateError::TooLarge => unreachable!("no limit"),
+    use super::spec::LineEndings;
+    if let Some(at) = memchr::memchr(0, &data) {
+        return Err(format!(
+            "holds a NUL byte at offset {at}: binary or UTF-16, not text to normalize \
+             (narrow the step's globs)"
+        ));
+    }
+    if strip_bom && data.starts_with(b"\xEF\xBB\xBF") {
+        data.drain(..3);
+    }
+    Ok(match line_endings {
+        LineEndings::Keep => data,
+        LineEndings::Lf => replace_all(data, b"\r\n", b"\n"),
+        LineEndings::Crlf => replace_all(replace_all(data, b"\r\n", b"\n"), b"\n", b"\r\n"),
     })
-}
-
-/// Why [`template_capped`] failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateError {
-    /// `${NAME}` is not defined (strict mode).
-    Unknown(String),
-    /// The output would exceed the limit.
-    TooLarge,
-}
-
-/// [`template`] that fails once the output would exceed `limit` bytes.
-pub fn template_capped(
-    data: Vec<u8>,
-    vars: &BTreeMap<String, String>,
-    strict: bool,
-    limit: usize,
-) -> Result<Vec<u8>, TemplateError> {
-    let finder = memmem::Finder::new(b"${");
-    let mut out: Option<Vec<u8>> = None;
-    let (mut last, mut at) = (0, 0);
-    while let Some(p) = finder.find(&data[at..]) {
-        let start = at + p;
-        let Some(var) = template_var(&data[start + 2..]) else {
-            at = start + 2;
-            continue;
-        };
-        let close = start + 2 + var.len() + 1;
-        match vars.get(var) {
-            Some(v) => {
-                let o = out.get_or_insert_with(|| Vec::with_capacity(data.len() + 64));
-                o.extend_from_slice(&data[last..start]);
-                o.extend_from_slice(v.as_bytes());
-                last = close;
-                if o.len() > limit {
-                    return Err(TemplateError::TooLarge);
-                }
-            }
-            None if strict => return Err(TemplateError::Unknown(var.to_string())),
-            None => {}
-        }
-        at = close;
-    }
-    let Some(mut o) = out else {
-        return Ok(data);
-    };
-    o.extend_from_slice(&data[last..]);
-    if o.len() > limit {
-        return Err(TemplateError::TooLarge);
-    }
-    Ok(o)
 }

@@ -54,21 +54,46 @@ pub fn plain_reads_as_string(s: &str) -> bool {
     Yaml::from_str(s) == Yaml::String(s.to_string())
 }
 
-fn load_one(text: &str) -> Result<Yaml, String> {
+/// Deepest nesting of sequences and mappings loaded: the loaded tree is dropped (and
+/// converted) recursively, so a hostile document must not reach the stack's limit.
+const MAX_DEPTH: usize = 128;
+
+/// The YAML documents of `text`, refused without being expanded when their aliases
+/// expand past 100,000 nodes plus one per two bytes of text, or when they nest
+/// deeper than [`MAX_DEPTH`].
+pub(super) fn load_documents(text: &str) -> Result<Vec<Yaml>, String> {
     let mut budget = AliasBudget {
         limit: 100_000 + text.len() as u64 / 2,
         ..AliasBudget::default()
     };
-    Parser::new_from_str(text)
-        .load(&mut budget, true)
-        .map_err(|e| format!("not valid YAML: {e}"))?;
+    // Event by event (yaml-rust2's `load` recurses once per nesting level, so a
+    // hostile document would overflow the stack before any limit could be checked).
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| format!("not valid YAML: {e}"))?;
+        if event == Event::StreamEnd || budget.over || budget.deepest > MAX_DEPTH {
+            break;
+        }
+        budget.on_event(event, mark);
+    }
     if budget.over {
         return Err(format!(
-            "the YAML file's aliases expand to more than {} nodes; refusing to edit it",
+            "the YAML's aliases expand to more than {} nodes; refused",
             budget.limit
         ));
     }
-    let mut docs = YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    if budget.deepest > MAX_DEPTH {
+        return Err(format!(
+            "the YAML nests deeper than {MAX_DEPTH} levels; refused"
+        ));
+    }
+    YamlLoader::load_from_str(text).map_err(|e| format!("not valid YAML: {e}"))
+}
+
+fn load_one(text: &str) -> Result<Yaml, String> {
+    let mut docs = load_documents(text)?;
     if docs.len() != 1 {
         return Err(format!(
             "the file has {} YAML documents; `set` edits files with exactly one",
@@ -86,6 +111,7 @@ struct AliasBudget {
     total: u64,
     limit: u64,
     over: bool,
+    deepest: usize,
 }
 
 impl AliasBudget {
@@ -112,7 +138,8 @@ impl MarkedEventReceiver for AliasBudget {
         match ev {
             Event::Scalar(_, _, anchor, _) => self.node(1, anchor),
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                self.stack.push((0, anchor))
+                self.stack.push((0, anchor));
+                self.deepest = self.deepest.max(self.stack.len());
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((n, anchor)) = self.stack.pop() {

@@ -1,0 +1,81 @@
+//! A plan versioned with the code: `"plan_file": "Input::path"` in UserParameters
+//! names an entry of an input artifact holding the plan (JSON or YAML). It is read
+//! with the job's credentials before any other data moves: the input's central
+//! directory, then that one entry, inflated and CRC-checked.
+//!
+//! Invariants: the file is at most [`MAX_PLAN_FILE`] bytes (refused from its declared
+//! size before it is read); a missing input, entry or an unreadable file is a
+//! `ConfigurationError` naming `plan_file`; a corrupt entry is the input's `JobFailed`.
+
+use artifact_engine::entry::{compressed_data, decompress};
+use artifact_engine::names::NameRules;
+use artifact_engine::plan::PlanFile;
+use artifact_engine::PlanError;
+
+use crate::config::Settings;
+use crate::error::{JobError, Side};
+use crate::event::Job;
+use crate::source::{load_index, IndexLimits};
+use crate::store::ObjectStore;
+
+/// The largest plan file read.
+pub const MAX_PLAN_FILE: u64 = 1 << 20;
+
+fn plan_error(message: String) -> JobError {
+    JobError::Plan(PlanError {
+        path: "plan_file".into(),
+        message,
+    })
+}
+
+/// The text of `file`, read from the job's input artifact it names.
+pub(super) async fn read_plan_file(
+    store: &dyn ObjectStore,
+    job: &Job,
+    file: &PlanFile,
+    settings: &Settings,
+) -> Result<String, JobError> {
+    let inputs = &job.data.input_artifacts;
+    let Some(artifact) = inputs.iter().find(|a| a.name == file.input) else {
+        let names: Vec<&str> = inputs.iter().map(|a| a.name.as_str()).collect();
+        return Err(plan_error(format!(
+            "{file}: no input artifact named {:?}; the job has {names:?}",
+            file.input
+        )));
+    };
+    let loc = Job::location(artifact);
+    let in_err = |c| JobError::artifact(Side::Input, &artifact.name, loc, c);
+    // Only this entry is looked up here; the plan's own name rules apply when the
+    // job indexes its inputs.
+    let lax = NameRules {
+        allow_case_duplicates: true,
+    };
+    let limits = IndexLimits {
+        cd_bytes: settings.max_cd_size,
+        entries: settings.max_entries,
+    };
+    let index = load_index(store, loc, &lax, limits).await.map_err(in_err)?;
+    let Some(i) = index.entries.iter().position(|e| e.name == file.path) else {
+        return Err(plan_error(format!(
+            "{file}: input {:?} has no entry {:?}",
+            file.input, file.path
+        )));
+    };
+    let e = &index.entries[i];
+    if e.is_dir() || e.is_symlink() {
+        return Err(plan_error(format!("{file}: is not a regular file")));
+    }
+    if e.uncompressed_size > MAX_PLAN_FILE {
+        return Err(plan_error(format!(
+            "{file}: {} bytes; a plan file is at most {MAX_PLAN_FILE}",
+            e.uncompressed_size
+        )));
+    }
+    let region = store
+        .get_range(loc, e.header_offset..index.ends[i], index.etag.as_deref())
+        .await
+        .map_err(|s| in_err(s.into()))?;
+    let data = compressed_data(e, &region).map_err(|z| in_err(z.into()))?;
+    let text = decompress(e, &data).map_err(|z| in_err(z.into()))?;
+    String::from_utf8(text).map_err(|_| plan_error(format!("{file}: not UTF-8 text")))
+}

@@ -1,0 +1,322 @@
+//! Every recipe of `docs/recipes.md`, run as the document states it: the input zips
+//! are built from its `input` blocks, uploaded SSE-KMS to the real local S3
+//! (SeaweedFS + moto) with session credentials, the job runs through the
+//! `artifact-runner` binary against that server, and the outputs are checked against
+//! the `entries`, `output` and `variables` blocks (names in order, contents, modes,
+//! KMS key), and read by Python, unzip and Java. The document is the single source
+//! of the recipes; this file only knows its block syntax.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::process::Command;
+
+use artifact_suite::*;
+use serde_json::Value;
+
+const DEFAULT_INPUT: &str = "SourceArtifact";
+const DEFAULT_OUTPUT: &str = "BuildArtifact";
+
+/// One recipe: its title and blocks.
+#[derive(Debug, Default)]
+struct Recipe {
+    title: String,
+    params: String,
+    /// (artifact, path, bytes), in document order.
+    inputs: Vec<(String, String, Vec<u8>)>,
+    /// Output artifact -> every file path, in order.
+    entries: BTreeMap<String, Vec<String>>,
+    /// Output artifact order, as the document first names them.
+    outputs: Vec<String>,
+    /// (artifact, path, content, mode).
+    files: Vec<(String, String, Vec<u8>, Option<u32>)>,
+    variables: Option<Value>,
+}
+
+/// `tag` is `kind:PATH` or `kind@Artifact:PATH` (or `kind` / `kind@Artifact`).
+fn artifact_and_rest<'a>(tag: &'a str, kind: &str, default: &'a str) -> (&'a str, &'a str) {
+    let rest = &tag[kind.len()..];
+    let (artifact, rest) = match rest.strip_prefix('@') {
+        Some(r) => r.split_once(':').unwrap_or((r, "")),
+        None => (default, rest.strip_prefix(':').unwrap_or(rest)),
+    };
+    (artifact, rest)
+}
+
+/// The file content of a block marked with `flags` (`crlf`, `bom`).
+fn stored(text: &str, flags: &[&str]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if flags.contains(&"bom") {
+        bytes.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    if flags.contains(&"crlf") {
+        bytes.extend_from_slice(text.replace('\n', "\r\n").as_bytes());
+    } else {
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    bytes
+}
+
+fn parse_recipes(doc: &str) -> Vec<Recipe> {
+    let mut recipes: Vec<Recipe> = Vec::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if let Some(title) = line.strip_prefix("## ") {
+            recipes.push(Recipe {
+                title: title.to_string(),
+                ..Recipe::default()
+            });
+            continue;
+        }
+        let Some(info) = line.strip_prefix("```") else {
+            continue;
+        };
+        let mut body = String::new();
+        for l in lines.by_ref() {
+            if l == "```" {
+                break;
+            }
+            body.push_str(l);
+            body.push('\n');
+        }
+        let words: Vec<&str> = info.split_whitespace().collect();
+        let (Some(r), Some(tag)) = (recipes.last_mut(), words.get(1)) else {
+            continue;
+        };
+        add_block(r, tag, &words[2..], body);
+    }
+    recipes
+}
+
+fn add_block(r: &mut Recipe, tag: &str, flags: &[&str], body: String) {
+    let mode = flags
+        .iter()
+        .find_map(|f| f.strip_prefix("mode="))
+        .map(|m| u32::from_str_radix(m, 8).expect("octal mode"));
+    let note_output = |r: &mut Recipe, a: &str| {
+        if !r.outputs.iter().any(|o| o == a) {
+            r.outputs.push(a.to_string());
+        }
+    };
+    if tag == "params" {
+        r.params = body;
+    } else if tag == "variables" {
+        r.variables = Some(serde_json::from_str(&body).expect("variables block is JSON"));
+    } else if tag.starts_with("input") {
+        let (a, path) = artifact_and_rest(tag, "input", DEFAULT_INPUT);
+        r.inputs.push((a.into(), path.into(), stored(&body, flags)));
+    } else if tag.starts_with("entries") {
+        let (a, _) = artifact_and_rest(tag, "entries", DEFAULT_OUTPUT);
+        note_output(r, a);
+        r.entries
+            .insert(a.into(), body.lines().map(str::to_string).collect());
+    } else if tag.starts_with("output") {
+        let (a, path) = artifact_and_rest(tag, "output", DEFAULT_OUTPUT);
+        note_output(r, a);
+        r.files
+            .push((a.into(), path.into(), body.into_bytes(), mode));
+    } else {
+        panic!("recipe {:?}: unknown block tag {tag:?}", r.title);
+    }
+}
+
+/// Runs `event` through the runner binary against the stack; the `--json` report.
+fn run_runner(event: &Value) -> Value {
+    let s = stack();
+    let path = std::env::temp_dir().join(format!("{}.json", unique("recipe")));
+    std::fs::write(&path, serde_json::to_vec(event).unwrap()).unwrap();
+    let out = Command::new(runner_binary())
+        .arg("run")
+        .arg(&path)
+        .args(["--json", "--s3-endpoint", &s.s3_endpoint])
+        .args(["--kms-endpoint", &s.kms_endpoint])
+        .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "nope")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The files of `zip` (directories left out): (name, content, Unix mode).
+fn files_of(zip: &[u8]) -> Vec<(String, Vec<u8>, Option<u32>)> {
+    let mut z = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+    (0..z.len())
+        .filter_map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            if f.is_dir() {
+                return None;
+            }
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            Some((f.name().to_string(), data, f.unix_mode()))
+        })
+        .collect()
+}
+
+fn check_recipe(r: &Recipe, rt: &tokio::runtime::Runtime, key: &str) {
+    let s = stack();
+    let bucket = unique("recipe");
+    let creds = rt.block_on(async {
+        s.create_bucket(&bucket).await;
+        s.session_credentials().await
+    });
+    let mut input_names: Vec<&str> = Vec::new();
+    for (a, _, _) in &r.inputs {
+        if !input_names.contains(&a.as_str()) {
+            input_names.push(a);
+        }
+    }
+    for a in &input_names {
+        let files: Vec<(&str, &[u8], bool)> = r
+            .inputs
+            .iter()
+            .filter(|(x, _, _)| x == a)
+            .map(|(_, p, b)| (p.as_str(), b.as_slice(), true))
+            .collect();
+        rt.block_on(s.put(&bucket, &format!("in/{a}.zip"), zip_of(&files), Some(key)));
+    }
+    let in_keys: Vec<String> = input_names.iter().map(|a| format!("in/{a}.zip")).collect();
+    let out_keys: Vec<String> = r.outputs.iter().map(|a| format!("out/{a}.zip")).collect();
+    let inputs: Vec<Art> = input_names
+        .iter()
+        .zip(&in_keys)
+        .map(|(a, k)| (*a, bucket.as_str(), k.as_str()))
+        .collect();
+    let outputs: Vec<Art> = r
+        .outputs
+        .iter()
+        .zip(&out_keys)
+        .map(|(a, k)| (a.as_str(), bucket.as_str(), k.as_str()))
+        .collect();
+    let ev = event(
+        &job_id(),
+        &inputs,
+        &outputs,
+        Some(&r.params),
+        &creds,
+        Some(key),
+    );
+    let report = run_runner(&ev);
+    assert_eq!(report["status"], "Succeeded", "{report}");
+    for (a, k) in r.outputs.iter().zip(&out_keys) {
+        let (zip, sse, kms) = rt.block_on(s.get(&bucket, k)).expect("output written");
+        assert_eq!(
+            (sse.as_deref(), kms.as_deref()),
+            (Some("aws:kms"), Some(key))
+        );
+        check_with_external_readers(&zip);
+        let got = files_of(&zip);
+        let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, r.entries[a], "output {a}");
+        for (_, path, want, mode) in r.files.iter().filter(|f| &f.0 == a) {
+            let (_, data, got_mode) = got.iter().find(|(n, _, _)| n == path).expect(path);
+            assert_eq!(
+                String::from_utf8_lossy(data),
+                String::from_utf8_lossy(want),
+                "output {a} file {path}"
+            );
+            if let Some(m) = mode {
+                assert_eq!(got_mode.map(|g| g & 0o7777), Some(*m), "mode of {path}");
+            }
+        }
+    }
+    if let Some(Value::Object(want)) = &r.variables {
+        let vars = &report["recorded"]["outputVariables"];
+        for (k, v) in want {
+            assert_eq!(&vars[k], v, "output variable {k}: {vars}");
+        }
+    }
+    rt.block_on(s.remove_bucket(&bucket));
+}
+
+#[test]
+fn every_recipe_runs_as_documented() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/recipes.md")).unwrap();
+    let recipes = parse_recipes(&doc);
+    assert!(recipes.len() >= 12, "{} recipes", recipes.len());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = rt.block_on(stack().create_key());
+    for r in &recipes {
+        assert!(!r.params.is_empty() && !r.inputs.is_empty(), "{}", r.title);
+        assert!(!r.entries.is_empty(), "{}: no entries block", r.title);
+        let run =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_recipe(r, &rt, &key)));
+        if let Err(e) = run {
+            eprintln!("recipe {:?} failed", r.title);
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// A plan file that is missing, in a missing input, or wrong fails the job as a
+/// `ConfigurationError` naming it, before any data moves (no output, no upload).
+#[test]
+fn a_bad_plan_file_fails_before_data_moves() {
+    let s = stack();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = unique("planfile");
+    let creds = rt.block_on(async {
+        s.create_bucket(&bucket).await;
+        s.session_credentials().await
+    });
+    let input = zip_of(&[
+        (
+            "ci/plan.yml",
+            b"steps:\n  - template: {files: ['*.jsn']}\n",
+            true,
+        ),
+        ("a.json", b"{}", true),
+    ]);
+    rt.block_on(s.put(&bucket, "in.zip", input, None));
+    let cases = [
+        (
+            r#"{"plan_file":"Source::ci/nope.yml"}"#,
+            r#"has no entry "ci/nope.yml""#,
+        ),
+        (
+            r#"{"plan_file":"Other::ci/plan.yml"}"#,
+            r#"no input artifact named "Other""#,
+        ),
+        // The file's own error, found when its steps meet the artifact.
+        (
+            r#"{"plan_file":"Source::ci/plan.yml"}"#,
+            "Source::ci/plan.yml steps[0].template.files: matched no entry",
+        ),
+    ];
+    for (params, words) in cases {
+        let ev = event(
+            &job_id(),
+            &[("Source", &bucket, "in.zip")],
+            &[("Out", &bucket, "out.zip")],
+            Some(params),
+            &creds,
+            None,
+        );
+        let out = Command::new(runner_binary())
+            .arg("run")
+            .arg({
+                let p = std::env::temp_dir().join(format!("{}.json", unique("ev")));
+                std::fs::write(&p, serde_json::to_vec(&ev).unwrap()).unwrap();
+                p
+            })
+            .args(["--json", "--s3-endpoint", &s.s3_endpoint])
+            .env("AWS_ACCESS_KEY_ID", AMBIENT_UNKNOWN_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "nope")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{params}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["failure"]["type"], "ConfigurationError", "{v}");
+        let message = v["failure"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{params}: {message}");
+        assert_eq!(rt.block_on(s.keys(&bucket)), ["in.zip"], "no data moved");
+        assert!(rt.block_on(s.open_uploads(&bucket)).is_empty());
+    }
+    rt.block_on(s.remove_bucket(&bucket));
+}
