@@ -10,7 +10,7 @@ use crate::entry::{
     Processed,
 };
 use crate::links::check_symlink;
-use crate::plan::{layout_output_kinds, EntryKind, EntryPlan, Export, OutputPlan, Plan};
+use crate::plan::{layout_output_entries, EntryInfo, EntryPlan, Export, OutputPlan, Plan};
 use crate::streamed::{streamable, EntryStreamer, StreamedEntry};
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
 use crate::zip::ZipError;
@@ -51,11 +51,8 @@ pub fn rewrite(
     };
     let op = plan.output(0);
     let ends = region_ends(&entries, eocd.cd_offset)?;
-    let names: Vec<(&str, EntryKind)> = entries
-        .iter()
-        .map(|e| (e.name.as_str(), EntryKind::of(e)))
-        .collect();
-    let layout = layout_output_kinds(op, &[names]).map_err(ZipError::Malformed)?;
+    let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
+    let layout = layout_output_entries(op, &[names]).map_err(ZipError::Malformed)?;
     let bytes = Bytes::copy_from_slice(archive);
     let outputs: Vec<Done> = layout
         .entries

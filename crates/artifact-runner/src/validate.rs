@@ -72,12 +72,20 @@ pub fn validate(args: ValidateArgs) -> Result<u8> {
         .with_context(|| format!("reading {}", args.params.display()))?;
     let (inputs, outputs) = artifact_names(&args)?;
     match validate_user_parameters(&text, &inputs, &outputs, &StepRegistry::new()) {
-        Ok(()) => {
+        Ok(None) => {
             println!(
                 "{}: valid for inputs [{}] and outputs [{}]",
                 args.params.display(),
                 inputs.join(", "),
                 outputs.join(", ")
+            );
+            Ok(0)
+        }
+        Ok(Some(file)) => {
+            println!(
+                "{}: valid; the plan is read from {file} when the job runs: validate that \
+                 file too (artifact-runner validate <the file>)",
+                args.params.display()
             );
             Ok(0)
         }

@@ -8,7 +8,7 @@
 //! recompressed, dropped, and why) with the steps that matched it, the files the
 //! plan adds, and how many entries each step matched.
 
-use artifact_engine::plan::{EntryKind, EntryPlan, Extra, OutputPlan};
+use artifact_engine::plan::{EntryInfo, EntryPlan, Extra, OutputPlan};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -134,7 +134,7 @@ fn output_dry_run(
     let mut entries = Vec::new();
     for (s, input) in inputs.iter().enumerate() {
         for (i, e) in input.index.entries.iter().enumerate() {
-            let trace = op.trace_kind(s, &e.name, EntryKind::of(e));
+            let trace = op.trace_entry(s, EntryInfo::of(e));
             for &step in &trace.matched {
                 matched[step] += 1;
             }
@@ -232,19 +232,20 @@ fn is_select(op: &OutputPlan, i: usize) -> bool {
 /// Checks a UserParameters document offline, as the job would before any data
 /// moves, for an action with these input and output artifact names (the built-in
 /// variables get placeholders). The error is the job's, with the message it would
-/// report.
+/// report. `Ok(Some(file))` when the document only points at a plan file
+/// (`Input::path`), which is read when the job runs.
 pub fn validate_user_parameters(
     text: &str,
     inputs: &[String],
     outputs: &[String],
     steps: &artifact_engine::plan::StepRegistry,
-) -> Result<(), JobError> {
+) -> Result<Option<String>, JobError> {
     use artifact_engine::plan::{JobContext, Plan, PlanSpec};
     let spec = PlanSpec::parse(Some(text))?;
-    if spec.plan_file()?.is_some() {
+    if let Some(file) = spec.plan_file()? {
         // The file is in an artifact: it is read and checked when the job runs
         // (validate the file itself to check it now).
-        return Ok(());
+        return Ok(Some(file.to_string()));
     }
     let mut builtins = std::collections::BTreeMap::from([
         (
@@ -266,5 +267,5 @@ pub fn validate_user_parameters(
         builtins,
     };
     Plan::compile_with(&spec, &ctx, steps)?;
-    Ok(())
+    Ok(None)
 }

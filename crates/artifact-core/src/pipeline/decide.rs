@@ -17,7 +17,7 @@ use std::sync::Arc;
 use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
-use artifact_engine::plan::{layout_output_kinds, EntryKind, OutputPlan, Plan, Planned};
+use artifact_engine::plan::{layout_output_entries, EntryInfo, OutputPlan, Plan, Planned};
 use artifact_engine::streamed::streamable;
 
 use super::InputRef;
@@ -45,18 +45,12 @@ pub(crate) fn decide(
     settings: &Settings,
     out_err: impl Fn(ArtifactCause) -> JobError,
 ) -> Result<Decided, JobError> {
-    let names: Vec<Vec<(&str, EntryKind)>> = inputs
+    let names: Vec<Vec<EntryInfo<'_>>> = inputs
         .iter()
-        .map(|i| {
-            i.index
-                .entries
-                .iter()
-                .map(|e| (e.name.as_str(), EntryKind::of(e)))
-                .collect()
-        })
+        .map(|i| i.index.entries.iter().map(EntryInfo::of).collect())
         .collect();
     let layout =
-        layout_output_kinds(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
+        layout_output_entries(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
     let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];
     for (tag, p) in layout.entries.iter().enumerate() {
         let input = &inputs[p.source];

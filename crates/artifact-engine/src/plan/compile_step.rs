@@ -170,39 +170,76 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
     }
 }
 
-/// `include` / `exclude` (`key`), optionally for some inputs only.
+/// `include` / `exclude` (`key`), optionally for some inputs only, or by type and size.
 fn compile_select(
     at: &str,
     key: &str,
     sel: &Selector,
     ctx: &JobContext,
 ) -> Result<Step, PlanError> {
-    let (files, inputs, files_at) = match sel {
-        Selector::Files(g) => (g, &[][..], format!("{at}.{key}")),
-        Selector::Full(o) => (&o.files, &o.inputs[..], format!("{at}.{key}.files")),
+    let every = vec!["**".to_string()];
+    let (files, opts, files_at) = match sel {
+        Selector::Files(g) => (g, None, format!("{at}.{key}")),
+        Selector::Full(o) => (
+            o.files.as_ref().unwrap_or(&every),
+            Some(o),
+            format!("{at}.{key}.files"),
+        ),
     };
+    if opts.is_some_and(|o| o.files.is_none() && o.types.is_none() && o.size.is_none()) {
+        return Err(perr(
+            format!("{at}.{key}"),
+            "selects by nothing: give `files`, `type` or `size`",
+        ));
+    }
     let globs = compile_globs(&files_at, files)?;
-    let inputs = if inputs.is_empty() {
-        None
-    } else {
-        let found = inputs.iter().enumerate().map(|(j, n)| {
+    let inputs = match opts.map(|o| &o.inputs[..]).unwrap_or_default() {
+        [] => None,
+        names => Some(select_inputs(&format!("{at}.{key}"), names, ctx)?),
+    };
+    let types = opts.and_then(|o| o.types.clone()).map(|t| match t {
+        spec::OneOrMany::One(t) => vec![t],
+        spec::OneOrMany::Many(v) => v,
+    });
+    let size = match opts.and_then(|o| o.size) {
+        None => None,
+        Some(r) => {
+            let (min, max) = (r.min.unwrap_or(0), r.max.unwrap_or(u64::MAX));
+            if min > max || (r.min.is_none() && r.max.is_none()) {
+                return Err(perr(
+                    format!("{at}.{key}.size"),
+                    "give `min` and/or `max` (bytes), with min <= max",
+                ));
+            }
+            Some((min, max))
+        }
+    };
+    Ok(Step::Select {
+        include: key == "include",
+        globs,
+        inputs,
+        types,
+        size,
+    })
+}
+
+/// The job's indexes of input artifacts `names` (field `at.inputs`).
+fn select_inputs(at: &str, names: &[String], ctx: &JobContext) -> Result<Vec<usize>, PlanError> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
             ctx.inputs.iter().position(|x| x == n).ok_or_else(|| {
                 perr(
-                    format!("{at}.{key}.inputs[{j}]"),
+                    format!("{at}.inputs[{j}]"),
                     format!(
                         "no input artifact named {n:?}; the job has {:?}",
                         ctx.inputs
                     ),
                 )
             })
-        });
-        Some(found.collect::<Result<Vec<_>, _>>()?)
-    };
-    Ok(Step::Select {
-        include: key == "include",
-        globs,
-        inputs,
-    })
+        })
+        .collect()
 }
 
 fn compile_set(at: &str, st: &spec::SetSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {

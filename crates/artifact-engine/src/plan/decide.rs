@@ -9,6 +9,7 @@
 use regex::Regex;
 
 use super::glob::Globs;
+use super::spec::EntryType;
 use super::{OutputPlan, Step, Symlinks};
 use crate::zip::read::{validate_name, CdEntry};
 
@@ -49,6 +50,42 @@ pub enum EntryKind {
     Dir,
     /// A symbolic link (Unix mode `S_IFLNK`); its data is the target.
     Symlink,
+}
+
+/// What is known of an entry before its data is read: enough to decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo<'a> {
+    /// Its name in its input.
+    pub name: &'a str,
+    /// File, directory or link.
+    pub kind: EntryKind,
+    /// Declared uncompressed size.
+    pub size: u64,
+    /// A file with an execute permission bit (Unix mode).
+    pub executable: bool,
+}
+
+impl<'a> EntryInfo<'a> {
+    /// A central-directory entry as the plan sees it.
+    pub fn of(e: &'a CdEntry) -> EntryInfo<'a> {
+        let kind = EntryKind::of(e);
+        EntryInfo {
+            name: &e.name,
+            kind,
+            size: e.uncompressed_size,
+            executable: kind == EntryKind::File && e.unix_mode().is_some_and(|m| m & 0o111 != 0),
+        }
+    }
+
+    /// An entry known only by name and kind (size 0, not executable).
+    pub fn named(name: &'a str, kind: EntryKind) -> EntryInfo<'a> {
+        EntryInfo {
+            name,
+            kind,
+            size: 0,
+            executable: false,
+        }
+    }
 }
 
 impl EntryKind {
@@ -131,30 +168,47 @@ impl OutputPlan {
     /// dropped, under `"fail"` refused; under `"keep"` it is planned with
     /// [`EntryPlan::symlink`] set, and its target must pass
     /// [`crate::links::check_symlink`].
+    ///
+    /// Selections by size or type see this entry as empty and not executable: use
+    /// [`Self::decide_entry`] with [`EntryInfo::of`] for central-directory entries.
     pub fn decide_kind(
         &self,
         source: usize,
         name: &str,
         kind: EntryKind,
     ) -> Result<Option<EntryPlan>, String> {
-        self.decide_traced(source, name, kind, None)
+        self.decide_entry(source, EntryInfo::named(name, kind))
+    }
+
+    /// [`Self::decide_kind`] with everything selections may ask: size and mode.
+    pub fn decide_entry(
+        &self,
+        source: usize,
+        info: EntryInfo<'_>,
+    ) -> Result<Option<EntryPlan>, String> {
+        self.decide_traced(source, info, None)
     }
 
     /// [`Self::decide_kind`], also telling which steps matched the entry on its way
     /// (in step order; a `select` step that dropped it is the last), for dry runs.
     pub fn trace_kind(&self, source: usize, name: &str, kind: EntryKind) -> Trace {
+        self.trace_entry(source, EntryInfo::named(name, kind))
+    }
+
+    /// [`Self::trace_kind`] with size and mode ([`Self::decide_entry`]).
+    pub fn trace_entry(&self, source: usize, info: EntryInfo<'_>) -> Trace {
         let mut matched = Vec::new();
-        let decided = self.decide_traced(source, name, kind, Some(&mut matched));
+        let decided = self.decide_traced(source, info, Some(&mut matched));
         Trace { matched, decided }
     }
 
     fn decide_traced(
         &self,
         source: usize,
-        name: &str,
-        kind: EntryKind,
+        info: EntryInfo<'_>,
         mut trace: Option<&mut Vec<usize>>,
     ) -> Result<Option<EntryPlan>, String> {
+        let (name, kind) = (info.name, info.kind);
         let mut record = |i: usize| {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(i);
@@ -163,6 +217,8 @@ impl OutputPlan {
         let src = &self.sources[source];
         let mut d = Deciding {
             kind,
+            size: info.size,
+            executable: info.executable,
             input: src.input,
             path: format!("{}{name}", src.prefix),
             plan: EntryPlan {
@@ -200,6 +256,8 @@ impl OutputPlan {
     pub fn packing_of_added(&self, path: &str) -> EntryPlan {
         let mut d = Deciding {
             kind: EntryKind::File,
+            size: 0,
+            executable: false,
             input: usize::MAX,
             path: path.to_string(),
             plan: EntryPlan {
@@ -258,6 +316,8 @@ impl OutputPlan {
 /// One entry on its way through an output's steps: its path so far and its plan.
 struct Deciding {
     kind: EntryKind,
+    size: u64,
+    executable: bool,
     /// The input artifact it comes from.
     input: usize,
     path: String,
@@ -280,6 +340,16 @@ impl Deciding {
         globs.is_match(&self.path, self.kind.is_dir())
     }
 
+    /// True when the entry is of type `t`.
+    fn is(&self, t: EntryType) -> bool {
+        match t {
+            EntryType::File => self.kind == EntryKind::File,
+            EntryType::Directory => self.kind == EntryKind::Dir,
+            EntryType::Symlink => self.kind == EntryKind::Symlink,
+            EntryType::Executable => self.executable,
+        }
+    }
+
     fn matches_all(&self, globs: &Option<Globs>) -> bool {
         globs.as_ref().is_none_or(|g| self.matches(g))
     }
@@ -292,11 +362,17 @@ impl Deciding {
                 include,
                 globs,
                 inputs,
+                types,
+                size,
             } => {
                 if inputs.as_ref().is_some_and(|v| !v.contains(&self.input)) {
                     return Ok(Verdict::Skipped);
                 }
-                let hit = self.matches(globs);
+                let hit = self.matches(globs)
+                    && types.as_ref().is_none_or(|t| t.iter().any(|t| self.is(*t)))
+                    && size.is_none_or(|(min, max)| {
+                        self.kind != EntryKind::Dir && (min..=max).contains(&self.size)
+                    });
                 match (hit, hit == *include) {
                     (_, false) => Verdict::Dropped { matched: hit },
                     (true, true) => Verdict::Matched,

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::{perr, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Plan, PlanError, Step};
+use super::{
+    perr, EntryInfo, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Plan, PlanError, Step,
+};
 use crate::names::{case_clash_why, fold_case, CaseIndex};
 
 /// An entry of an input chosen for an output.
@@ -63,9 +65,25 @@ pub fn layout_output(
 /// link (`d/x` with a link `d`), which extraction would write wherever the link
 /// points. Each kept link's target must still be checked, from its data, with
 /// [`crate::links::check_symlink`].
+///
+/// Selections by size or type see these entries as empty and not executable: use
+/// [`layout_output_entries`] for central-directory entries.
 pub fn layout_output_kinds(
     op: &OutputPlan,
     sources: &[Vec<(&str, EntryKind)>],
+) -> Result<OutputLayout, String> {
+    let infos: Vec<Vec<EntryInfo<'_>>> = sources
+        .iter()
+        .map(|l| l.iter().map(|&(n, k)| EntryInfo::named(n, k)).collect())
+        .collect();
+    layout_output_entries(op, &infos)
+}
+
+/// [`layout_output_kinds`] with all an entry's selection may ask (size, mode): use
+/// [`EntryInfo::of`] on the central-directory entries.
+pub fn layout_output_entries(
+    op: &OutputPlan,
+    sources: &[Vec<EntryInfo<'_>>],
 ) -> Result<OutputLayout, String> {
     let mut b = LayoutBuilder {
         op,
@@ -77,8 +95,9 @@ pub fn layout_output_kinds(
     };
     let mut step_hits = vec![0u64; op.step_count()];
     for (k, list) in sources.iter().enumerate() {
-        for (j, (name, kind)) in list.iter().enumerate() {
-            let trace = op.trace_kind(k, name, *kind);
+        for (j, info) in list.iter().enumerate() {
+            let trace = op.trace_entry(k, *info);
+            let name = info.name;
             for &i in &trace.matched {
                 step_hits[i] += 1;
             }
@@ -112,7 +131,7 @@ pub fn layout_output_kinds(
 /// exact name and by case-folded name (`None` tags an added file).
 struct LayoutBuilder<'a> {
     op: &'a OutputPlan,
-    sources: &'a [Vec<(&'a str, EntryKind)>],
+    sources: &'a [Vec<EntryInfo<'a>>],
     entries: Vec<Option<Planned>>,
     by_name: HashMap<String, usize>,
     by_case: CaseIndex<Option<usize>>,
@@ -124,12 +143,12 @@ impl LayoutBuilder<'_> {
     fn describe(&self, p: &Planned) -> String {
         format!(
             "{:?} from input {:?}",
-            self.sources[p.source][p.entry].0, self.op.sources[p.source].input_name
+            self.sources[p.source][p.entry].name, self.op.sources[p.source].input_name
         )
     }
 
     fn add_entry(&mut self, new: Planned) -> Result<(), String> {
-        let is_dir = self.sources[new.source][new.entry].1.is_dir();
+        let is_dir = self.sources[new.source][new.entry].kind.is_dir();
         if let Some(&prev) = self.by_name.get(&new.plan.name) {
             let p = self.entries[prev]
                 .as_ref()

@@ -22,6 +22,7 @@ pub mod glob;
 mod layout;
 mod parse;
 pub mod spec;
+mod spec_steps;
 mod step_doc;
 pub mod stream;
 pub mod structured;
@@ -37,9 +38,11 @@ use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
-pub use decide::{EntryKind, EntryPlan, Trace};
+pub use decide::{EntryInfo, EntryKind, EntryPlan, Trace};
 use glob::Globs;
-pub use layout::{layout_output, layout_output_kinds, OutputLayout, Planned};
+pub use layout::{
+    layout_output, layout_output_entries, layout_output_kinds, OutputLayout, Planned,
+};
 pub use parse::PlanFile;
 use spec::Format;
 pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
@@ -156,6 +159,10 @@ enum Step {
         include: bool,
         globs: Globs,
         inputs: Option<Vec<usize>>,
+        /// Only entries of these types (any of them).
+        types: Option<Vec<spec::EntryType>>,
+        /// Only files whose size is within (min, max), inclusive.
+        size: Option<(u64, u64)>,
     },
     Move {
         globs: Option<Globs>,

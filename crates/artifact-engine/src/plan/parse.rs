@@ -119,7 +119,9 @@ fn spec_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, yaml: bool
     let mut message = e.into_inner().to_string();
     if message.contains("did not match any variant of untagged enum Selector") {
         message =
-            "expected a list of globs, or {\"files\": [globs], \"inputs\": [input names]}".into();
+            "expected a list of globs, or {\"files\": [globs], \"inputs\": [input names], \
+             \"type\": file|directory|symlink|executable, \"size\": {\"min\": bytes, \"max\": bytes}}"
+                .into();
     } else if message.contains("did not match any variant of untagged enum SourceSpec") {
         message =
             "expected an input artifact name, or {\"input\": name, \"prefix\": \"dir/\"}".into();

@@ -1401,3 +1401,70 @@ fn set_on_a_deeply_nested_yaml_entry_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn select_by_type_and_size() {
+    let info = |name, kind, size, executable| EntryInfo {
+        name,
+        kind,
+        size,
+        executable,
+    };
+    let entries = vec![
+        info("bin/", EntryKind::Dir, 0, false),
+        info("bin/server", EntryKind::File, 5_000_000, true),
+        info("bin/run.sh", EntryKind::File, 100, true),
+        info("bin/current", EntryKind::Symlink, 6, false),
+        info("data/big.csv", EntryKind::File, 50_000_000, false),
+        info("README.md", EntryKind::File, 2_000, false),
+    ];
+    let kept = |json: &str| -> Vec<String> {
+        let p = one(json);
+        layout_output_entries(p.output(0), std::slice::from_ref(&entries))
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.plan.name)
+            .collect()
+    };
+    assert_eq!(
+        kept(r#"{"steps":[{"include":{"type":"executable"}}]}"#),
+        ["bin/server", "bin/run.sh"]
+    );
+    assert_eq!(
+        kept(r#"{"steps":[{"exclude":{"files":["data/"],"size":{"min":10000000}}}]}"#),
+        [
+            "bin/",
+            "bin/server",
+            "bin/run.sh",
+            "bin/current",
+            "README.md"
+        ]
+    );
+    assert_eq!(
+        kept(r#"{"steps":[{"include":{"type":["directory","symlink"]}}]}"#),
+        ["bin/", "bin/current"]
+    );
+    assert_eq!(
+        kept(r#"{"steps":[{"include":{"files":["bin/"],"size":{"max":1000}}}]}"#),
+        ["bin/run.sh", "bin/current"]
+    );
+    let c = ctx(&["A"], &["X"]);
+    for (json, path) in [
+        (r#"{"steps":[{"include":{}}]}"#, "steps[0].include"),
+        (
+            r#"{"steps":[{"include":{"size":{}}}]}"#,
+            "steps[0].include.size",
+        ),
+        (
+            r#"{"steps":[{"include":{"size":{"min":5,"max":4}}}]}"#,
+            "steps[0].include.size",
+        ),
+        (
+            r#"{"steps":[{"include":{"type":"socket"}}]}"#,
+            "steps[0].include",
+        ),
+    ] {
+        assert_eq!(plan(json, &c).unwrap_err().path, path, "{json}");
+    }
+}
