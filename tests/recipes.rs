@@ -320,3 +320,52 @@ fn a_bad_plan_file_fails_before_data_moves() {
     }
     rt.block_on(s.remove_bucket(&bucket));
 }
+
+/// A plan file may live in an input that feeds no output (a "config" artifact): it is
+/// read, pinned with the other inputs, and the job runs from it.
+#[test]
+fn a_plan_file_from_an_input_that_feeds_no_output() {
+    let s = stack();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = unique("planinput");
+    let creds = rt.block_on(async {
+        s.create_bucket(&bucket).await;
+        s.session_credentials().await
+    });
+    let plan = b"outputs:\n  Out:\n    from: [Source]\n    steps:\n      - template: {files: ['*.json']}\n";
+    rt.block_on(async {
+        s.put(
+            &bucket,
+            "plans.zip",
+            zip_of(&[("ci/plan.yml", plan, true)]),
+            None,
+        )
+        .await;
+        s.put(
+            &bucket,
+            "src.zip",
+            zip_of(&[("a.json", br#"{"v":"${V}"}"#, true)]),
+            None,
+        )
+        .await;
+    });
+    let ev = event(
+        &job_id(),
+        &[
+            ("Source", &bucket, "src.zip"),
+            ("Plans", &bucket, "plans.zip"),
+        ],
+        &[("Out", &bucket, "out.zip")],
+        Some(r#"{"plan_file":"Plans::ci/plan.yml","variables":{"V":"7"}}"#),
+        &creds,
+        None,
+    );
+    let report = run_runner(&ev);
+    assert_eq!(report["status"], "Succeeded", "{report}");
+    let (zip, _, _) = rt.block_on(s.get(&bucket, "out.zip")).unwrap();
+    assert_eq!(
+        read_zip(&zip),
+        [("a.json".to_string(), br#"{"v":"7"}"#.to_vec())]
+    );
+    rt.block_on(s.remove_bucket(&bucket));
+}

@@ -98,7 +98,7 @@ impl Worker {
         job.validate()?;
         let parts = self.clone_parts();
         let store = self.stores.store_for(&job.data.artifact_credentials);
-        let mut plan = parts.compile_plan(&job, &job.id, store.as_ref()).await?;
+        let (mut plan, _) = parts.compile_plan(&job, &job.id, store.as_ref()).await?;
         let indexes = parts.index_inputs(&job, &plan, &store).await?;
         super::run::resolve_conditions(&mut plan, &indexes);
         let (mut outputs, mut step_hits) = (Vec::new(), Vec::new());

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::error::{JobError, Side};
 use crate::event::Job;
 use crate::source::{load_index, IndexLimits};
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, StoreError, StoreErrorKind};
 
 /// The largest plan file read.
 pub const MAX_PLAN_FILE: u64 = 1 << 20;
@@ -28,13 +28,14 @@ fn plan_error(message: String) -> JobError {
     })
 }
 
-/// The text of `file`, read from the job's input artifact it names.
+/// The text of `file`, read from the job's input artifact it names, and the ETag of
+/// the object it was read from (the job pins that input to it).
 pub(super) async fn read_plan_file(
     store: &dyn ObjectStore,
     job: &Job,
     file: &PlanFile,
     settings: &Settings,
-) -> Result<String, JobError> {
+) -> Result<(String, Option<String>), JobError> {
     let inputs = &job.data.input_artifacts;
     let Some(artifact) = inputs.iter().find(|a| a.name == file.input) else {
         let names: Vec<&str> = inputs.iter().map(|a| a.name.as_str()).collect();
@@ -65,17 +66,53 @@ pub(super) async fn read_plan_file(
     if e.is_dir() || e.is_symlink() {
         return Err(plan_error(format!("{file}: is not a regular file")));
     }
-    if e.uncompressed_size > MAX_PLAN_FILE {
+    if e.uncompressed_size > MAX_PLAN_FILE || e.compressed_size > MAX_PLAN_FILE + (64 << 10) {
         return Err(plan_error(format!(
             "{file}: {} bytes; a plan file is at most {MAX_PLAN_FILE}",
             e.uncompressed_size
         )));
     }
+    // The local header (30 bytes, name and extra field of up to 64 KiB each), the
+    // data and a data descriptor: never more, whatever lies before the next entry.
+    let most = e.header_offset + 30 + 2 * 0xFFFF + e.compressed_size + 24;
     let region = store
-        .get_range(loc, e.header_offset..index.ends[i], index.etag.as_deref())
+        .get_range(
+            loc,
+            e.header_offset..index.ends[i].min(most),
+            index.etag.as_deref(),
+        )
         .await
         .map_err(|s| in_err(s.into()))?;
     let data = compressed_data(e, &region).map_err(|z| in_err(z.into()))?;
     let text = decompress(e, &data).map_err(|z| in_err(z.into()))?;
-    String::from_utf8(text).map_err(|_| plan_error(format!("{file}: not UTF-8 text")))
+    let text =
+        String::from_utf8(text).map_err(|_| plan_error(format!("{file}: not UTF-8 text")))?;
+    Ok((text, index.etag))
+}
+
+/// Refuses a job whose plan file's input changed between reading the plan and
+/// indexing the inputs (`indexed`: the ETag the job's reads are pinned to).
+pub(super) fn check_plan_pinned(
+    job: &Job,
+    file: &PlanFile,
+    read_from: &Option<String>,
+    indexed: &Option<String>,
+) -> Result<(), JobError> {
+    if read_from == indexed {
+        return Ok(());
+    }
+    let a = job
+        .data
+        .input_artifacts
+        .iter()
+        .find(|a| a.name == file.input)
+        .expect("the plan file's input was found when it was read");
+    let loc = Job::location(a);
+    let cause = StoreError::new(
+        StoreErrorKind::Changed,
+        "GetObject",
+        loc,
+        format!("{file} was read from ETag {read_from:?}, the input is now {indexed:?}"),
+    );
+    Err(JobError::artifact(Side::Input, &a.name, loc, cause))
 }

@@ -10,7 +10,7 @@ use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
 use artifact_engine::PlanError;
 use futures::future::try_join_all;
 
-use super::plan_file::read_plan_file;
+use super::plan_file::{check_plan_pinned, read_plan_file};
 use super::{expired_ms_ago, Continued, JobSuccess};
 use crate::config::{KmsCheck, Settings};
 use crate::continuation::{
@@ -67,7 +67,7 @@ impl WorkerParts {
             }
             None => job.id.clone(),
         };
-        let mut plan = self
+        let (mut plan, plan_etag) = self
             .compile_plan(job, &first_job_id, store.as_ref())
             .await?;
         let encryption = Encryption {
@@ -76,6 +76,10 @@ impl WorkerParts {
         self.check_key(&encryption).await?;
         let indexing = Instant::now();
         let indexes = self.index_inputs(job, &plan, &store).await?;
+        if let Some(f) = plan.origin() {
+            let i = input_index(job, &f.input);
+            check_plan_pinned(job, f, &plan_etag, &indexes[&i].etag)?;
+        }
         resolve_conditions(&mut plan, &indexes);
         let plan = Arc::new(plan);
         stats.add_index(indexing.elapsed());
@@ -176,17 +180,17 @@ impl WorkerParts {
         job: &Job,
         first_job_id: &str,
         store: &dyn ObjectStore,
-    ) -> Result<Plan, JobError> {
+    ) -> Result<(Plan, Option<String>), JobError> {
         let data = &job.data;
         let config = &data.action_configuration.configuration;
         let user_spec = PlanSpec::parse(config.user_parameters.as_deref())?;
         let file = user_spec.plan_file()?;
-        let spec = match &file {
+        let (spec, etag) = match &file {
             Some(f) => {
-                let text = read_plan_file(store, job, f, &self.settings).await?;
-                user_spec.from_plan_file(f, &text)?
+                let (text, etag) = read_plan_file(store, job, f, &self.settings).await?;
+                (user_spec.from_plan_file(f, &text)?, etag)
             }
-            None => user_spec,
+            None => (user_spec, None),
         };
         let mut builtins = BTreeMap::from([
             ("CODEPIPELINE_JOB_ID".to_string(), first_job_id.to_string()),
@@ -209,7 +213,7 @@ impl WorkerParts {
         };
         let compiled = Plan::compile_with(&spec, &ctx, &self.steps);
         match file {
-            None => Ok(compiled?),
+            None => Ok((compiled?, None)),
             Some(f) => {
                 let in_file = |e: PlanError| PlanError {
                     path: format!("{f} {}", e.path),
@@ -217,7 +221,7 @@ impl WorkerParts {
                 };
                 let mut plan = compiled.map_err(in_file)?;
                 plan.set_origin(f);
-                Ok(plan)
+                Ok((plan, etag))
             }
         }
     }
@@ -254,6 +258,9 @@ impl WorkerParts {
             .iter()
             .flat_map(|o| o.sources.iter().map(|s| s.input))
             .collect();
+        // The plan file's input is pinned too, whether or not it feeds an output: a
+        // continuation must not go on with a changed plan.
+        needed.extend(plan.origin().map(|f| input_index(job, &f.input)));
         needed.sort_unstable();
         needed.dedup();
         let rules = plan.name_rules();
@@ -276,6 +283,15 @@ impl WorkerParts {
         .await?;
         Ok(indexes.into_iter().collect())
     }
+}
+
+/// The index of input artifact `name` (known to exist: the plan was compiled with it).
+fn input_index(job: &Job, name: &str) -> usize {
+    job.data
+        .input_artifacts
+        .iter()
+        .position(|a| a.name == name)
+        .expect("the plan names inputs of the job")
 }
 
 /// Decides the plan's `when` entry tests from the inputs' central directories.

@@ -204,14 +204,27 @@ fn compile_output(
     let (mut conditions, mut active) = (vec![], vec![]);
     for (at, doc) in all.chain(own) {
         let s = &doc.kind;
-        let step = compile_step(&at, s, env)?;
         let condition = doc
             .when
             .as_ref()
             .map(|w| compile_when(&format!("{at}.when"), w, env.vars))
             .transpose()?;
-        // A step a variable test turns off takes no part in the checks below.
+        // A step a variable test turns off takes no part in the checks below, and
+        // its values may name variables only its stage defines: still validated,
+        // but undefined names are kept rather than refused.
         let on = condition.as_ref().is_none_or(|c| c.known() != Some(false));
+        let step = if on {
+            compile_step(&at, s, env)?
+        } else {
+            compile_step(
+                &at,
+                s,
+                &StepEnv {
+                    strict: false,
+                    ..*env
+                },
+            )?
+        };
         active.push(on);
         conditions.push(condition);
         if let (Step::Export { variable, .. }, true) = (&step, on) {

@@ -17,6 +17,7 @@ use super::{
 use crate::zip::read::{validate_name, METHOD_DEFLATED, METHOD_STORED};
 
 /// What every step's compilation may need besides its own spec.
+#[derive(Clone, Copy)]
 pub(super) struct StepEnv<'a> {
     pub ctx: &'a JobContext,
     /// Variables for `${NAME}` in values compiled now (`set.value`, `add.text`).

@@ -280,6 +280,11 @@ impl Plan {
         self.origin = Some(file);
     }
 
+    /// The plan file the plan was read from, if any.
+    pub fn origin(&self) -> Option<&PlanFile> {
+        self.origin.as_ref()
+    }
+
     /// `e`, naming the plan file when the plan came from one.
     pub fn in_origin(&self, e: PlanError) -> PlanError {
         match &self.origin {

@@ -128,7 +128,16 @@ impl Templater {
             let p = at + off;
             match self.at(buf, p, done, last)? {
                 At::Pending => {
-                    let keep_from = p.saturating_sub(1).max(done);
+                    // With `${`, the byte before decides an escape: carry it too. Other
+                    // delimiters have no escape, and carrying a byte before the open
+                    // could let the next call find an open one byte early (`__X____Y`
+                    // with `__` delimiters).
+                    let from = if self.default_syntax() {
+                        p.saturating_sub(1)
+                    } else {
+                        p
+                    };
+                    let keep_from = from.max(done);
                     out.extend_from_slice(&buf[done..keep_from]);
                     return Ok((out, keep_from, changed));
                 }
@@ -210,20 +219,23 @@ impl Templater {
     }
 
     /// The bytes replacing placeholder `name|filter`; `None` keeps it as written.
+    /// An undefined name follows [`Missing`] before its filter is looked at, so
+    /// text that only looks like a placeholder (a JavaScript template literal
+    /// `${a|b}`) is kept under `missing: keep`.
     fn value(&self, name: &str, filter: Option<&str>) -> Result<Option<Vec<u8>>, TemplateError> {
-        let filter = match filter {
-            None => None,
-            Some("json" | "yaml") => Some(Filter::Json),
-            Some("url") => Some(Filter::Url),
-            Some("sh") => Some(Filter::Sh),
-            Some(other) => return Err(TemplateError::BadFilter(other.to_string())),
-        };
         let Some(v) = self.vars.get(name) else {
             return match self.missing {
                 Missing::Error => Err(TemplateError::Unknown(name.to_string())),
                 Missing::Keep => Ok(None),
                 Missing::Empty => Ok(Some(Vec::new())),
             };
+        };
+        let filter = match filter {
+            None => None,
+            Some("json" | "yaml") => Some(Filter::Json),
+            Some("url") => Some(Filter::Url),
+            Some("sh") => Some(Filter::Sh),
+            Some(other) => return Err(TemplateError::BadFilter(other.to_string())),
         };
         Ok(Some(match filter {
             None => v.as_bytes().to_vec(),
@@ -318,6 +330,8 @@ mod tests {
             run(&t(Missing::Keep), "${NOPE}|${V}").unwrap(),
             "${NOPE}|1.2"
         );
+        // A JavaScript template literal that only looks like a filtered placeholder.
+        assert_eq!(run(&t(Missing::Keep), "`${a|b}`").unwrap(), "`${a|b}`");
         assert_eq!(run(&t(Missing::Empty), "[${NOPE}]").unwrap(), "[]");
         // Not placeholders: CloudFormation's ${AWS::Region}, a name with spaces.
         assert_eq!(

@@ -1468,3 +1468,39 @@ fn select_by_type_and_size() {
         assert_eq!(plan(json, &c).unwrap_err().path, path, "{json}");
     }
 }
+
+/// Found in review: aliases of anchors that nest deep stack up in the loaded tree,
+/// though no event nests deep; the depth limit counts the expanded height.
+#[test]
+fn aliases_cannot_stack_nesting_past_the_depth_limit() {
+    let nest =
+        |depth: usize, leaf: &str| format!("{}{leaf}{}", "[".repeat(depth), "]".repeat(depth));
+    let mut doc = format!("a0: &a0 {}\n", nest(100, "0"));
+    for i in 1..40 {
+        doc.push_str(&format!(
+            "a{i}: &a{i} {}\n",
+            nest(100, &format!("*a{}", i - 1))
+        ));
+    }
+    let e = PlanSpec::parse(Some(&doc)).unwrap_err();
+    assert!(e.message.contains("nests deeper"), "{e}");
+    // Shallow aliases are fine.
+    let ok = "variables: &v {A: '1'}\nsteps:\n  - exclude: &g ['*.map']\n  - exclude: *g\n";
+    PlanSpec::parse(Some(ok)).unwrap();
+}
+
+/// Found in review: a step its `when` turns off may use variables only its stage
+/// defines; it is still validated otherwise.
+#[test]
+fn a_step_turned_off_may_name_variables_its_stage_lacks() {
+    let p = one(
+        r#"{"variables":{"STAGE":"dev"},"steps":[{"add":{"path":"prod.env","text":"URL=${PROD_URL}"},"when":{"variable":"STAGE","equals":"prod"}}]}"#,
+    );
+    assert!(p.output(0).extras().is_empty());
+    let e = plan(
+        r#"{"variables":{"STAGE":"dev"},"steps":[{"add":{"path":"../x","text":"${PROD_URL}"},"when":{"variable":"STAGE","equals":"prod"}}]}"#,
+        &ctx(&["A"], &["X"]),
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "steps[0].add.path");
+}

@@ -103,11 +103,14 @@ fn load_one(text: &str) -> Result<Yaml, String> {
     Ok(docs.remove(0))
 }
 
-/// Counts the nodes of the documents with every alias expanded.
+/// Counts the nodes of the documents with every alias expanded, and how deep the
+/// loaded tree nests (an alias puts its anchor's whole height under its own level).
 #[derive(Default)]
 struct AliasBudget {
-    sizes: HashMap<usize, u64>,
-    stack: Vec<(u64, usize)>,
+    /// Each anchor's node count and height.
+    anchors: HashMap<usize, (u64, usize)>,
+    /// Open collections: nodes so far, anchor, tallest child.
+    stack: Vec<(u64, usize, usize)>,
     total: u64,
     limit: u64,
     over: bool,
@@ -115,13 +118,16 @@ struct AliasBudget {
 }
 
 impl AliasBudget {
-    fn node(&mut self, n: u64, anchor: usize) {
+    /// A finished node of `n` nodes and height `h`, anchored as `anchor` (0: none).
+    fn node(&mut self, n: u64, h: usize, anchor: usize) {
         if anchor > 0 {
-            self.sizes.insert(anchor, n);
+            self.anchors.insert(anchor, (n, h));
         }
+        self.deepest = self.deepest.max(self.stack.len().saturating_add(h));
         let sum = match self.stack.last_mut() {
             Some(top) => {
                 top.0 = top.0.saturating_add(n);
+                top.2 = top.2.max(h);
                 top.0
             }
             None => {
@@ -136,19 +142,19 @@ impl AliasBudget {
 impl MarkedEventReceiver for AliasBudget {
     fn on_event(&mut self, ev: Event, _mark: Marker) {
         match ev {
-            Event::Scalar(_, _, anchor, _) => self.node(1, anchor),
+            Event::Scalar(_, _, anchor, _) => self.node(1, 1, anchor),
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                self.stack.push((0, anchor));
+                self.stack.push((0, anchor, 0));
                 self.deepest = self.deepest.max(self.stack.len());
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((n, anchor)) = self.stack.pop() {
-                    self.node(n.saturating_add(1), anchor);
+                if let Some((n, anchor, tallest)) = self.stack.pop() {
+                    self.node(n.saturating_add(1), tallest.saturating_add(1), anchor);
                 }
             }
             Event::Alias(id) => {
-                let n = self.sizes.get(&id).copied().unwrap_or(1);
-                self.node(n, 0);
+                let (n, h) = self.anchors.get(&id).copied().unwrap_or((1, 1));
+                self.node(n, h, 0);
             }
             _ => {}
         }
