@@ -115,6 +115,21 @@ impl EntryKind {
 }
 
 impl EntryPlan {
+    /// An entry named `name` that no step has touched yet.
+    fn untouched(name: String, verify: bool, symlink: Option<Symlinks>) -> EntryPlan {
+        EntryPlan {
+            name,
+            ops: Vec::new(),
+            method: None,
+            level: None,
+            mtime: None,
+            mode: None,
+            hash: false,
+            verify,
+            symlink,
+        }
+    }
+
     /// True when processing the entry needs CPU: its content is needed, or a raw
     /// copy must be verified (stored or deflated entries; other methods cannot be
     /// inflated here and are copied as they are).
@@ -221,17 +236,11 @@ impl OutputPlan {
             executable: info.executable,
             input: src.input,
             path: format!("{}{name}", src.prefix),
-            plan: EntryPlan {
-                name: String::new(),
-                ops: Vec::new(),
-                method: None,
-                level: None,
-                mtime: None,
-                mode: None,
-                hash: false,
-                verify: self.verify,
-                symlink: (kind == EntryKind::Symlink).then_some(self.symlinks),
-            },
+            plan: EntryPlan::untouched(
+                String::new(),
+                self.verify,
+                (kind == EntryKind::Symlink).then_some(self.symlinks),
+            ),
         };
         for (i, s) in self.steps.iter().enumerate() {
             if !self.step_active(i) {
@@ -260,17 +269,7 @@ impl OutputPlan {
             executable: false,
             input: usize::MAX,
             path: path.to_string(),
-            plan: EntryPlan {
-                name: path.to_string(),
-                ops: Vec::new(),
-                method: None,
-                level: None,
-                mtime: None,
-                mode: None,
-                hash: false,
-                verify: false,
-                symlink: None,
-            },
+            plan: EntryPlan::untouched(path.to_string(), false, None),
         };
         for s in self.active_steps() {
             if let Step::Pack { globs, .. } = s {
