@@ -203,6 +203,27 @@ async fn malformed_parameters_fail_with_the_field_named() {
         (r#"{"plan_file":"In:a.json"}"#, "plan_file"),
         (r#"{"plan_file":"In::a.json","verify":false}"#, "plan_file"),
         ("steps:\n  - exclude: 3\n", "steps[0].exclude"),
+        (
+            r#"{"steps":[{"merge":{"files":["a.json"]}}]}"#,
+            "steps[0].merge",
+        ),
+        // Found only once the input's central directory is read.
+        (
+            r#"{"steps":[{"merge":{"files":["a.json"],"patch_file":"overlay.json"}}]}"#,
+            "steps[0].merge.patch_file",
+        ),
+        (
+            r#"{"steps":[{"append":{"files":["a.json"],"pointer":"/a"}}]}"#,
+            "steps[0].append",
+        ),
+        (
+            r#"{"steps":[{"delete":{"files":["a.json"],"pointer":"a"}}]}"#,
+            "steps[0].delete.pointer",
+        ),
+        (
+            r#"{"steps":[{"set":{"files":["a.json"],"pointer":"/a","value":1,"create":"yes"}}]}"#,
+            "steps[0].set.create",
+        ),
         ("variables:\n  V: 1.10\n", "variables.V"),
     ];
     for (params, field) in cases {

@@ -155,7 +155,9 @@ impl JobError {
                     (StoreErrorKind::Changed, _) => RevisionOutOfSync,
                     (StoreErrorKind::Invalid, _) => JobFailed,
                 },
-                ArtifactCause::Entry(EntryError::Transform(_)) => ConfigurationError,
+                ArtifactCause::Entry(EntryError::Transform(_) | EntryError::Plan(_)) => {
+                    ConfigurationError
+                }
                 ArtifactCause::NameClash(_) => ConfigurationError,
                 _ => JobFailed,
             },

@@ -43,6 +43,9 @@ pub enum EntryError {
     /// A content step failed (e.g. undefined template variable).
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// The plan cannot run on this archive (e.g. a `merge` patch file it lacks).
+    #[error(transparent)]
+    Plan(#[from] crate::PlanError),
 }
 
 /// The output header fields for `e` written under `name`, data unchanged.

@@ -40,20 +40,15 @@ pub fn rewrite(
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
     let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
     plan.limits().check(&entries)?;
-    let resolved;
-    let plan = if plan.has_entry_conditions() {
-        let mut p = plan.clone();
-        p.resolve_conditions(|_, g| entries.iter().any(|e| g.is_match(&e.name, e.is_dir())));
-        resolved = p;
-        &resolved
-    } else {
-        plan
-    };
-    let op = plan.output(0);
     let ends = region_ends(&entries, eocd.cd_offset)?;
+    let bytes = Bytes::copy_from_slice(archive);
+    let mut resolved = plan.clone();
+    resolved.resolve_conditions(|_, g| entries.iter().any(|e| g.is_match(&e.name, e.is_dir())));
+    read_patch_files(&mut resolved, &entries, &ends, &bytes)?;
+    let plan = &resolved;
+    let op = plan.output(0);
     let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
     let layout = layout_output_entries(op, &[names]).map_err(ZipError::Malformed)?;
-    let bytes = Bytes::copy_from_slice(archive);
     let outputs: Vec<Done> = layout
         .entries
         .par_iter()
@@ -105,6 +100,44 @@ pub fn rewrite(
     }
     out.extend_from_slice(&w.finish(b"")?);
     Ok((out, stats))
+}
+
+/// The largest `merge` patch file read.
+pub const MAX_PATCH_FILE: u64 = 1 << 20;
+
+/// Reads the `merge` patch files `plan` needs from the archive's own entries.
+fn read_patch_files(
+    plan: &mut Plan,
+    entries: &[CdEntry],
+    ends: &[u64],
+    bytes: &Bytes,
+) -> Result<(), EntryError> {
+    let find = |path: &str| entries.iter().position(|e| e.name == path && !e.is_dir());
+    let wanted = plan.patch_files(|_, path| find(path).is_some())?;
+    let mut texts = Vec::new();
+    for (_, path) in &wanted {
+        let i = find(path).expect("patch_files checked it");
+        let e = &entries[i];
+        if e.uncompressed_size > MAX_PATCH_FILE || e.compressed_size > MAX_PATCH_FILE + 1024 {
+            return Err(ZipError::Malformed(format!(
+                "patch file {path:?}: {} bytes; a patch file is at most {MAX_PATCH_FILE}",
+                e.uncompressed_size
+            ))
+            .into());
+        }
+        let region = bytes.slice(e.header_offset as usize..ends[i] as usize);
+        let data = crate::entry::decompress(e, &compressed_data(e, &region)?)?;
+        let text = String::from_utf8(data)
+            .map_err(|_| ZipError::Malformed(format!("patch file {path:?}: not UTF-8 text")))?;
+        texts.push((path.clone(), text));
+    }
+    plan.provide_patch_files(|_, path| {
+        texts
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| t.as_str())
+    })?;
+    Ok(())
 }
 
 /// An entry ready for the writer: processed whole, or transformed as it streamed

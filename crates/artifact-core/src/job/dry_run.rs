@@ -101,6 +101,7 @@ impl Worker {
         let (mut plan, _) = parts.compile_plan(&job, &job.id, store.as_ref()).await?;
         let indexes = parts.index_inputs(&job, &plan, &store).await?;
         super::run::resolve_conditions(&mut plan, &indexes);
+        super::patch_files::read_patch_files(store.as_ref(), &job, &mut plan, &indexes).await?;
         let (mut outputs, mut step_hits) = (Vec::new(), Vec::new());
         for (o, artifact) in job.data.output_artifacts.iter().enumerate() {
             let op = plan.output(o);

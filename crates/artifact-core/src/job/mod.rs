@@ -8,6 +8,7 @@
 //! [`Worker::handle`] is what the Lambda and the runner call.
 
 pub mod dry_run;
+mod patch_files;
 mod plan_file;
 mod run;
 

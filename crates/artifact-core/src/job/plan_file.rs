@@ -13,9 +13,10 @@ use artifact_engine::plan::PlanFile;
 use artifact_engine::PlanError;
 
 use crate::config::Settings;
+use crate::error::ArtifactCause;
 use crate::error::{JobError, Side};
 use crate::event::Job;
-use crate::source::{load_index, IndexLimits};
+use crate::source::{load_index, IndexLimits, ZipIndex};
 use crate::store::{ObjectStore, StoreError, StoreErrorKind};
 
 /// The largest plan file read.
@@ -62,13 +63,38 @@ pub(super) async fn read_plan_file(
             file.input, file.path
         )));
     };
+    let text = read_small_entry(store, &index, i, MAX_PLAN_FILE, &file.to_string())
+        .await
+        .map_err(|err| match err {
+            SmallRead::Plan(m) => plan_error(m),
+            SmallRead::Input(c) => in_err(c),
+        })?;
+    Ok((text, index.etag))
+}
+
+/// Why a small entry could not be read: the plan's fault (`what` is not a small text
+/// file) or the input's (store error, corrupt data).
+pub(super) enum SmallRead {
+    Plan(String),
+    Input(ArtifactCause),
+}
+
+/// The text of entry `i` of `index`, a regular file of at most `max` bytes (`what`
+/// names it in messages), inflated and CRC-checked.
+pub(super) async fn read_small_entry(
+    store: &dyn ObjectStore,
+    index: &ZipIndex,
+    i: usize,
+    max: u64,
+    what: &str,
+) -> Result<String, SmallRead> {
     let e = &index.entries[i];
     if e.is_dir() || e.is_symlink() {
-        return Err(plan_error(format!("{file}: is not a regular file")));
+        return Err(SmallRead::Plan(format!("{what}: is not a regular file")));
     }
-    if e.uncompressed_size > MAX_PLAN_FILE || e.compressed_size > MAX_PLAN_FILE + (64 << 10) {
-        return Err(plan_error(format!(
-            "{file}: {} bytes; a plan file is at most {MAX_PLAN_FILE}",
+    if e.uncompressed_size > max || e.compressed_size > max + (64 << 10) {
+        return Err(SmallRead::Plan(format!(
+            "{what}: {} bytes; at most {max} are read",
             e.uncompressed_size
         )));
     }
@@ -77,17 +103,15 @@ pub(super) async fn read_plan_file(
     let most = e.header_offset + 30 + 2 * 0xFFFF + e.compressed_size + 24;
     let region = store
         .get_range(
-            loc,
+            &index.location,
             e.header_offset..index.ends[i].min(most),
             index.etag.as_deref(),
         )
         .await
-        .map_err(|s| in_err(s.into()))?;
-    let data = compressed_data(e, &region).map_err(|z| in_err(z.into()))?;
-    let text = decompress(e, &data).map_err(|z| in_err(z.into()))?;
-    let text =
-        String::from_utf8(text).map_err(|_| plan_error(format!("{file}: not UTF-8 text")))?;
-    Ok((text, index.etag))
+        .map_err(|s| SmallRead::Input(s.into()))?;
+    let data = compressed_data(e, &region).map_err(|z| SmallRead::Input(z.into()))?;
+    let text = decompress(e, &data).map_err(|z| SmallRead::Input(z.into()))?;
+    String::from_utf8(text).map_err(|_| SmallRead::Plan(format!("{what}: not UTF-8 text")))
 }
 
 /// Refuses a job whose plan file's input changed between reading the plan and

@@ -10,6 +10,7 @@ use artifact_engine::plan::{JobContext, Plan, PlanSpec, StepRegistry};
 use artifact_engine::PlanError;
 use futures::future::try_join_all;
 
+use super::patch_files::read_patch_files;
 use super::plan_file::{check_plan_pinned, read_plan_file};
 use super::{expired_ms_ago, Continued, JobSuccess};
 use crate::config::{KmsCheck, Settings};
@@ -81,6 +82,7 @@ impl WorkerParts {
             check_plan_pinned(job, f, &plan_etag, &indexes[&i].etag)?;
         }
         resolve_conditions(&mut plan, &indexes);
+        read_patch_files(store.as_ref(), job, &mut plan, &indexes).await?;
         let plan = Arc::new(plan);
         stats.add_index(indexing.elapsed());
         stats.set_input_size(indexes.values().map(|i| i.size).sum());
@@ -261,6 +263,8 @@ impl WorkerParts {
         // The plan file's input is pinned too, whether or not it feeds an output: a
         // continuation must not go on with a changed plan.
         needed.extend(plan.origin().map(|f| input_index(job, &f.input)));
+        // So is an input holding a `merge` patch file.
+        needed.extend(plan.patch_file_inputs());
         needed.sort_unstable();
         needed.dedup();
         let rules = plan.name_rules();

@@ -124,11 +124,17 @@ impl OutputPlan {
                 TemplateError::TooLarge => StepFailure::TooLarge,
                 e => StepFailure::Message(e.message()),
             })?,
-            ContentOp::Set {
-                pointer,
-                value,
+            ContentOp::Edit {
+                edit,
                 format,
+                patch_file,
             } => {
+                if let Some(f) = patch_file.as_ref().filter(|f| !f.read) {
+                    return Err(StepFailure::Message(format!(
+                        "patch file {:?} was not read before data moved",
+                        f.path
+                    )));
+                }
                 let Some(fmt) = structured::format_of(name, *format) else {
                     return Err(StepFailure::Message(
                         "not a .json/.yml/.yaml file: set \"format\"".into(),
@@ -136,7 +142,7 @@ impl OutputPlan {
                 };
                 let text = String::from_utf8(data)
                     .map_err(|_| StepFailure::Message("not UTF-8 text".into()))?;
-                structured::set(&text, fmt, pointer, value)
+                structured::edit(&text, fmt, edit)
                     .map_err(StepFailure::Message)?
                     .into_bytes()
             }

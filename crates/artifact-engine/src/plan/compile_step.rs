@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
+use super::compile_edit;
 use super::glob::Globs;
 use super::spec::{self, Compression, Missing, Selector, StepSpec};
 use super::template::{check_delimiters, Templater};
@@ -27,7 +28,7 @@ pub(super) struct StepEnv<'a> {
     pub registry: &'a StepRegistry,
 }
 
-fn compile_globs(path: &str, globs: &[String]) -> Result<Globs, PlanError> {
+pub(super) fn compile_globs(path: &str, globs: &[String]) -> Result<Globs, PlanError> {
     if globs.is_empty() {
         return Err(perr(path, "needs at least one glob"));
     }
@@ -87,7 +88,7 @@ fn valid_variable(v: &str) -> bool {
 }
 
 /// `s` (a `set` value or `add` text, at field `path`) with its placeholders filled.
-fn template_str(
+pub(super) fn template_str(
     s: &str,
     vars: &BTreeMap<String, String>,
     strict: bool,
@@ -137,6 +138,9 @@ pub(super) fn step_kind(s: &StepSpec) -> &'static str {
         StepSpec::Replace(_) => "replace",
         StepSpec::Template(_) => "template",
         StepSpec::Set(_) => "set",
+        StepSpec::Delete(_) => "delete",
+        StepSpec::Append(_) => "append",
+        StepSpec::Merge(_) => "merge",
         StepSpec::Add(_) => "add",
         StepSpec::Manifest(_) => "manifest",
         StepSpec::Export(_) => "export",
@@ -154,7 +158,10 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
         StepSpec::Move(m) => compile_move(at, m),
         StepSpec::Replace(r) => compile_replace(at, r),
         StepSpec::Template(t) => compile_template(at, t, env),
-        StepSpec::Set(st) => compile_set(at, st, env),
+        StepSpec::Set(st) => compile_edit::set(at, st, env),
+        StepSpec::Delete(d) => compile_edit::delete(at, d),
+        StepSpec::Append(a) => compile_edit::append(at, a, env),
+        StepSpec::Merge(m) => compile_edit::merge(at, m, env),
         StepSpec::Add(a) => compile_add(at, a, env),
         StepSpec::Manifest(m) => compile_manifest(at, m),
         StepSpec::Export(e) => compile_export(at, e),
@@ -241,33 +248,6 @@ fn select_inputs(at: &str, names: &[String], ctx: &JobContext) -> Result<Vec<usi
             })
         })
         .collect()
-}
-
-fn compile_set(at: &str, st: &spec::SetSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
-    let f = |k: &str| format!("{at}.set.{k}");
-    let globs = compile_globs(&f("files"), &st.files)?;
-    let pointer = structured::parse_pointer(&st.pointer).map_err(|m| perr(f("pointer"), m))?;
-    if pointer.is_empty() {
-        return Err(perr(
-            f("pointer"),
-            "must point inside the document (e.g. /Parameters/ImageTag)",
-        ));
-    }
-    let value = match &st.value {
-        serde_json::Value::String(s) => {
-            serde_json::Value::String(template_str(s, env.vars, env.strict, &f("value"))?)
-        }
-        v => v.clone(),
-    };
-    Ok(Step::Content {
-        globs,
-        op: ContentOp::Set {
-            pointer,
-            value,
-            format: st.format,
-        },
-        optional: st.optional,
-    })
 }
 
 /// A file path written by `add` or `manifest` (field `at`): a valid name, not a directory.

@@ -15,12 +15,14 @@
 
 mod apply;
 mod compile;
+mod compile_edit;
 mod compile_step;
 pub mod custom;
 mod decide;
 pub mod glob;
 mod layout;
 mod parse;
+mod patch_files;
 pub mod spec;
 mod spec_steps;
 mod step_doc;
@@ -44,6 +46,7 @@ pub use layout::{
     layout_output, layout_output_entries, layout_output_kinds, OutputLayout, Planned,
 };
 pub use parse::PlanFile;
+pub use patch_files::PatchFile;
 use spec::Format;
 pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
 
@@ -218,10 +221,12 @@ enum ContentOp {
         line_endings: spec::LineEndings,
         strip_bom: bool,
     },
-    Set {
-        pointer: Vec<String>,
-        value: serde_json::Value,
+    Edit {
+        edit: structured::Edit,
         format: Option<Format>,
+        /// Where a `merge` patch is read from; the patch is in `edit` once
+        /// [`Plan::provide_patch_files`] has read it.
+        patch_file: Option<PatchFile>,
     },
     Custom(Arc<dyn CustomStep>),
 }
@@ -233,7 +238,7 @@ impl std::fmt::Debug for ContentOp {
             ContentOp::Regex { .. } => "Regex",
             ContentOp::Template(_) => "Template",
             ContentOp::Normalize { .. } => "Normalize",
-            ContentOp::Set { .. } => "Set",
+            ContentOp::Edit { .. } => "Edit",
             ContentOp::Custom(_) => "Custom",
         })
     }

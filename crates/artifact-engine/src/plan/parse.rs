@@ -146,7 +146,7 @@ fn yaml_document(text: &str) -> Result<Value, PlanError> {
 }
 
 /// `y` (at `path`, for messages) as a JSON value.
-fn to_json(y: Yaml, path: &str) -> Result<Value, String> {
+pub(super) fn to_json(y: Yaml, path: &str) -> Result<Value, String> {
     Ok(match y {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(b),

@@ -202,6 +202,12 @@ pub enum StepSpec {
     Template(TemplateSpec),
     /// Set a value inside JSON or YAML files by JSON pointer, keeping the rest of the text as is.
     Set(SetSpec),
+    /// Remove a key or list item from JSON or YAML files.
+    Delete(DeleteSpec),
+    /// Append items to a list in JSON or YAML files.
+    Append(AppendSpec),
+    /// Apply a JSON Merge Patch (RFC 7396), inline or from an entry, to JSON or YAML files.
+    Merge(MergeSpec),
     /// Add a file with inline content.
     Add(AddSpec),
     /// Add a JSON manifest listing every entry written before it (path, size, sha256).

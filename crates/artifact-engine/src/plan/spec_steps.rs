@@ -158,8 +158,86 @@ pub struct SetSpec {
     /// JSON pointer to an existing value, e.g. `/Parameters/ImageTag` (YAML: same syntax over
     /// mappings and sequences; the target must be a one-line plain or quoted scalar).
     pub pointer: String,
-    /// The new value (strings are templated with `${NAME}`).
+    /// The new value: any JSON value (strings in it are templated with `${NAME}`).
     pub value: serde_json::Value,
+    /// Create the key (and missing mappings on the way) when it is absent; by
+    /// default a missing key fails the job.
+    #[serde(default)]
+    pub create: bool,
+    /// Force the file format.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Removing a key or list item from JSON or YAML files (its lines, or its member
+/// text, go; the rest is kept as is). A pointer that finds nothing fails the job (use
+/// `merge` with `null` to remove a key only where present).
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSpec {
+    /// Globs of the files.
+    pub files: Vec<String>,
+    /// JSON pointer to the key or item, e.g. `/Parameters/DebugMode` or `/steps/0`.
+    pub pointer: String,
+    /// Force the file format.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Appending to a list in JSON or YAML files: exactly one of `value` and `values`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppendSpec {
+    /// Globs of the files.
+    pub files: Vec<String>,
+    /// JSON pointer to an existing list, e.g. `/containerDefinitions/0/environment`.
+    pub pointer: String,
+    /// One item to append (strings in it are templated with `${NAME}`).
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// Items to append, in order.
+    #[serde(default)]
+    pub values: Option<Vec<serde_json::Value>>,
+    /// Force the file format.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Let the step match no entry. By default a step that matches nothing in every
+    /// output it applies to fails the job before data moves (a mistyped glob must not
+    /// ship an unchanged file).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// A JSON Merge Patch (RFC 7396) applied to JSON or YAML files: objects merge key by
+/// key, `null` removes a key, anything else replaces the value (lists are replaced
+/// whole). Exactly one of `patch` and `patch_file`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MergeSpec {
+    /// Globs of the files.
+    pub files: Vec<String>,
+    /// The patch, inline (strings in it are templated with `${NAME}`).
+    #[serde(default)]
+    pub patch: Option<serde_json::Value>,
+    /// The patch is an entry of the inputs feeding the output (its path as the input
+    /// names it, JSON or YAML by extension, at most 1 MiB), e.g.
+    /// `"config/overlays/${STAGE}.yml"` (the path is templated, the file is not);
+    /// `"Input::path"` names the input. Read before data moves.
+    #[serde(default)]
+    pub patch_file: Option<String>,
+    /// Apply the patch at this JSON pointer instead of the document's root.
+    #[serde(default)]
+    pub pointer: Option<String>,
     /// Force the file format.
     #[serde(default)]
     pub format: Option<Format>,

@@ -1,9 +1,9 @@
-//! Proof that an in-place edit of JSON or YAML text changed exactly the value at the
-//! pointer: the original and the edited text are both parsed (serde_json; yaml-rust2
-//! for YAML 1.2), the value at the pointer in the original tree is replaced by the new
-//! value, and the result must equal the edited tree.
+//! Proof that an in-place edit of JSON or YAML text changed exactly what it meant to:
+//! the original text is parsed (serde_json; yaml-rust2 for YAML 1.2) into a tree, the
+//! edit is applied to that tree, and the edited text must read back as exactly the
+//! result ([`check_tree`]).
 //!
-//! Invariant: `structured::set` returns edited text only after [`json`] or [`yaml`]
+//! Invariant: `structured::edit` returns edited text only after [`check_tree`]
 //! accepted it, so a mis-located byte range, an alias sharing the edited node, a
 //! duplicate key or a scalar that re-reads as another type refuses the edit instead of
 //! corrupting the file. YAML alias expansion is measured on the event stream before the
@@ -22,31 +22,27 @@ const CHANGED_MORE: &str =
      (duplicate keys, an anchor shared through aliases, or syntax the in-place editor does \
      not handle); the file is left unchanged";
 
-/// Checks a JSON edit.
-pub fn json(before: &str, after: &str, pointer: &str, value: &Value) -> Result<(), String> {
-    let mut expected: Value =
-        serde_json::from_str(before).map_err(|e| format!("not valid JSON: {e}"))?;
-    let slot = expected
-        .pointer_mut(pointer)
-        .ok_or_else(|| CHANGED_MORE.to_string())?;
-    *slot = value.clone();
-    let edited: Value = serde_json::from_str(after).map_err(|_| CHANGED_MORE.to_string())?;
-    if edited != expected {
-        return Err(CHANGED_MORE.into());
+/// The tree of a JSON or YAML document, in YAML's model (JSON through [`to_yaml`]),
+/// for structured edits to be applied to and checked against.
+pub(super) fn load_tree(text: &str, format: super::spec::Format) -> Result<Yaml, String> {
+    match format {
+        super::spec::Format::Json => serde_json::from_str::<Value>(text)
+            .map(|v| to_yaml(&v))
+            .map_err(|e| format!("not valid JSON: {e}")),
+        super::spec::Format::Yaml => load_one(text),
     }
-    Ok(())
 }
 
-/// Checks a YAML edit (`pointer` as tokens).
-pub fn yaml(before: &str, after: &str, pointer: &[String], value: &Value) -> Result<(), String> {
-    let mut expected = load_one(before)?;
-    let slot = slot(&mut expected, pointer).ok_or_else(|| CHANGED_MORE.to_string())?;
-    *slot = to_yaml(value);
-    let edited = load_one(after).map_err(|_| CHANGED_MORE.to_string())?;
-    if edited != expected {
-        return Err(CHANGED_MORE.into());
+/// Checks that `after` reads as exactly `expected`.
+pub(super) fn check_tree(
+    after: &str,
+    format: super::spec::Format,
+    expected: &Yaml,
+) -> Result<(), String> {
+    match load_tree(after, format) {
+        Ok(edited) if &edited == expected => Ok(()),
+        _ => Err(CHANGED_MORE.into()),
     }
-    Ok(())
 }
 
 /// How a plain scalar reads in YAML 1.2 (the core schema).
@@ -96,7 +92,7 @@ fn load_one(text: &str) -> Result<Yaml, String> {
     let mut docs = load_documents(text)?;
     if docs.len() != 1 {
         return Err(format!(
-            "the file has {} YAML documents; `set` edits files with exactly one",
+            "the file has {} YAML documents; structured edits need exactly one",
             docs.len()
         ));
     }
@@ -161,7 +157,7 @@ impl MarkedEventReceiver for AliasBudget {
     }
 }
 
-fn key_text(k: &Yaml) -> Option<String> {
+pub(super) fn key_text(k: &Yaml) -> Option<String> {
     match k {
         Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),
@@ -170,7 +166,7 @@ fn key_text(k: &Yaml) -> Option<String> {
     }
 }
 
-fn slot<'a>(mut node: &'a mut Yaml, pointer: &[String]) -> Option<&'a mut Yaml> {
+pub(super) fn slot<'a>(mut node: &'a mut Yaml, pointer: &[String]) -> Option<&'a mut Yaml> {
     for t in pointer {
         node = match node {
             Yaml::Hash(h) => {
@@ -187,7 +183,7 @@ fn slot<'a>(mut node: &'a mut Yaml, pointer: &[String]) -> Option<&'a mut Yaml> 
     Some(node)
 }
 
-fn to_yaml(v: &Value) -> Yaml {
+pub(super) fn to_yaml(v: &Value) -> Yaml {
     match v {
         Value::Null => Yaml::Null,
         Value::Bool(b) => Yaml::Boolean(*b),
