@@ -37,7 +37,7 @@ fn build_output(root: &Path) {
     std::os::unix::fs::symlink("app.js", root.join("dist/current.js")).unwrap();
 }
 
-const PARAMS: &str = r#"{"variables":{"VERSION":"3.1"},"steps":[{"exclude":["**/*.map"]},{"template":{"files":["*.json"]}}]}"#;
+const PARAMS: &str = r#"{"variables":{"VERSION":"3.1"},"steps":[{"exclude":["**/*.map"]},{"template":{"files":["*.json"]}},{"copy":{"from":"package.json","to":"meta/package.json"}}]}"#;
 
 #[test]
 fn pack_a_folder_then_plan_and_run_it() {
@@ -112,6 +112,17 @@ fn pack_a_folder_then_plan_and_run_it() {
     );
     assert_eq!(o["steps"][0]["matched"], 1);
     assert_eq!(o["steps"][1]["matched"], 1);
+    assert_eq!(o["steps"][2]["matched"], 1);
+    // A copy is listed as a row of its own, from the same input entry.
+    let copies: Vec<&serde_json::Value> = o["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"] == "package.json")
+        .collect();
+    assert_eq!(copies.len(), 2, "{o}");
+    assert_eq!(copies[1]["path"], "meta/package.json");
+    assert_eq!(copies[1]["fate"], "transformed");
     assert!(
         !store.join("artifacts/out").exists(),
         "a dry run writes nothing"
@@ -130,6 +141,11 @@ fn pack_a_folder_then_plan_and_run_it() {
     let entries = read_zip(&built);
     let json = entries.iter().find(|(n, _)| n == "package.json").unwrap();
     assert_eq!(json.1, br#"{"version":"3.1"}"#);
+    let copy = entries
+        .iter()
+        .find(|(n, _)| n == "meta/package.json")
+        .unwrap();
+    assert_eq!(copy.1, br#"{"version":"3.1"}"#);
     assert!(entries.iter().all(|(n, _)| !n.ends_with(".map")));
     let _ = std::fs::remove_dir_all(&work);
 }

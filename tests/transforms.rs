@@ -224,6 +224,14 @@ async fn malformed_parameters_fail_with_the_field_named() {
             r#"{"steps":[{"set":{"files":["a.json"],"pointer":"/a","value":1,"create":"yes"}}]}"#,
             "steps[0].set.create",
         ),
+        (
+            r#"{"steps":[{"copy":{"from":"b.json","to":"c.json"}}]}"#,
+            "steps[0].copy.from",
+        ),
+        (
+            r#"{"steps":[{"copy":{"from":"a.json","to":"/abs.json"}}]}"#,
+            "steps[0].copy.to",
+        ),
         ("variables:\n  V: 1.10\n", "variables.V"),
     ];
     for (params, field) in cases {

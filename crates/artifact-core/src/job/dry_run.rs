@@ -127,9 +127,10 @@ fn output_dry_run(
     inputs: &[InputRef],
     planned: &[artifact_engine::plan::Planned],
 ) -> OutputDryRun {
-    let kept: HashMap<(usize, usize), &EntryPlan> = planned
+    // A copied entry is planned once per path it is written at.
+    let kept: HashMap<(usize, usize, &str), &EntryPlan> = planned
         .iter()
-        .map(|p| ((p.source, p.entry), &p.plan))
+        .map(|p| ((p.source, p.entry, p.plan.name.as_str()), &p.plan))
         .collect();
     let mut matched = vec![0u64; op.step_count()];
     let mut entries = Vec::new();
@@ -139,19 +140,25 @@ fn output_dry_run(
             for &step in &trace.matched {
                 matched[step] += 1;
             }
-            let steps = trace.matched.iter().map(|&i| label(op, i)).collect();
-            let (fate, path, reason) = match kept.get(&(s, i)) {
+            let steps: Vec<String> = trace.matched.iter().map(|&i| label(op, i)).collect();
+            let original = trace.decided.as_ref().ok().and_then(|d| d.as_ref());
+            let found = |ep: &EntryPlan| kept.get(&(s, i, ep.name.as_str())).copied();
+            let fate = |ep: Option<&EntryPlan>| match ep.and_then(found) {
                 Some(ep) => (kept_fate(op, ep, e.method), Some(ep.name.clone()), None),
                 None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
             };
-            entries.push(EntryFate {
-                input: Some(input.name.clone()),
-                entry: Some(e.name.clone()),
-                path,
-                fate,
-                steps,
-                reason,
-            });
+            for (fate, path, reason) in
+                std::iter::once(fate(original)).chain(trace.copies.iter().map(|c| fate(Some(c))))
+            {
+                entries.push(EntryFate {
+                    input: Some(input.name.clone()),
+                    entry: Some(e.name.clone()),
+                    path,
+                    fate,
+                    steps: steps.clone(),
+                    reason,
+                });
+            }
         }
     }
     for (step, extra) in op.extra_steps() {

@@ -142,6 +142,7 @@ pub(super) fn step_kind(s: &StepSpec) -> &'static str {
         StepSpec::Append(_) => "append",
         StepSpec::Merge(_) => "merge",
         StepSpec::Add(_) => "add",
+        StepSpec::Copy(_) => "copy",
         StepSpec::Manifest(_) => "manifest",
         StepSpec::Export(_) => "export",
         StepSpec::Pack(_) => "pack",
@@ -163,6 +164,7 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
         StepSpec::Append(a) => compile_edit::append(at, a, env),
         StepSpec::Merge(m) => compile_edit::merge(at, m, env),
         StepSpec::Add(a) => compile_add(at, a, env),
+        StepSpec::Copy(c) => compile_copy(at, c, env),
         StepSpec::Manifest(m) => compile_manifest(at, m),
         StepSpec::Export(e) => compile_export(at, e),
         StepSpec::Pack(p) => compile_pack(at, p),
@@ -284,6 +286,44 @@ fn compile_add(at: &str, a: &spec::AddSpec, env: &StepEnv<'_>) -> Result<Step, P
         .map(|m| parse_mode(&format!("{at}.add.mode"), m))
         .transpose()?;
     Ok(Step::Add { path, data, mode })
+}
+
+fn compile_copy(at: &str, c: &spec::CopySpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
+    let fill = |s: &str, field: &str| template_str(s, env.vars, env.strict, field);
+    let from = &fill(&c.from, &format!("{at}.copy.from"))?;
+    validate_name(from).map_err(|w| perr(format!("{at}.copy.from"), w))?;
+    if from.ends_with('/') {
+        return Err(perr(
+            format!("{at}.copy.from"),
+            "must be a file path, not a directory",
+        ));
+    }
+    let to = match &c.to {
+        spec::OneOrMany::One(t) => vec![fill(t, &format!("{at}.copy.to"))?],
+        spec::OneOrMany::Many(v) if !v.is_empty() => v
+            .iter()
+            .enumerate()
+            .map(|(i, t)| fill(t, &format!("{at}.copy.to[{i}]")))
+            .collect::<Result<_, _>>()?,
+        spec::OneOrMany::Many(_) => {
+            return Err(perr(format!("{at}.copy.to"), "needs at least one path"))
+        }
+    };
+    for (i, t) in to.iter().enumerate() {
+        let field = match c.to {
+            spec::OneOrMany::One(_) => format!("{at}.copy.to"),
+            spec::OneOrMany::Many(_) => format!("{at}.copy.to[{i}]"),
+        };
+        added_file_path(&field, t)?;
+        if t == from || to[..i].contains(t) {
+            return Err(perr(field, format!("{t:?} is already a path of this copy")));
+        }
+    }
+    Ok(Step::Copy {
+        from: from.clone(),
+        to,
+        optional: c.optional,
+    })
 }
 
 fn compile_manifest(at: &str, m: &spec::ManifestSpec) -> Result<Step, PlanError> {

@@ -159,6 +159,8 @@ pub struct Trace {
     pub matched: Vec<usize>,
     /// What [`OutputPlan::decide_kind`] decides.
     pub decided: Result<Option<EntryPlan>, String>,
+    /// Copies of the entry (`copy` steps) that are kept, in step order.
+    pub copies: Vec<EntryPlan>,
 }
 
 impl OutputPlan {
@@ -196,12 +198,14 @@ impl OutputPlan {
     }
 
     /// [`Self::decide_kind`] with everything selections may ask: size and mode.
+    ///
+    /// Copies made by `copy` steps are not returned: see [`Self::trace_entry`].
     pub fn decide_entry(
         &self,
         source: usize,
         info: EntryInfo<'_>,
     ) -> Result<Option<EntryPlan>, String> {
-        self.decide_traced(source, info, None)
+        self.decide_traced(source, info, None, &mut Vec::new())
     }
 
     /// [`Self::decide_kind`], also telling which steps matched the entry on its way
@@ -210,11 +214,21 @@ impl OutputPlan {
         self.trace_entry(source, EntryInfo::named(name, kind))
     }
 
-    /// [`Self::trace_kind`] with size and mode ([`Self::decide_entry`]).
+    /// [`Self::trace_kind`] with size and mode ([`Self::decide_entry`]), and the
+    /// entry's copies (steps matched by a copy are counted too).
     pub fn trace_entry(&self, source: usize, info: EntryInfo<'_>) -> Trace {
         let mut matched = Vec::new();
-        let decided = self.decide_traced(source, info, Some(&mut matched));
-        Trace { matched, decided }
+        let mut copies = Vec::new();
+        let decided = self.decide_traced(source, info, Some(&mut matched), &mut copies);
+        let copies = match &decided {
+            Ok(_) => copies,
+            Err(_) => Vec::new(),
+        };
+        Trace {
+            matched,
+            decided,
+            copies,
+        }
     }
 
     fn decide_traced(
@@ -222,15 +236,11 @@ impl OutputPlan {
         source: usize,
         info: EntryInfo<'_>,
         mut trace: Option<&mut Vec<usize>>,
+        copies: &mut Vec<EntryPlan>,
     ) -> Result<Option<EntryPlan>, String> {
         let (name, kind) = (info.name, info.kind);
-        let mut record = |i: usize| {
-            if let Some(t) = trace.as_deref_mut() {
-                t.push(i);
-            }
-        };
         let src = &self.sources[source];
-        let mut d = Deciding {
+        let d = Deciding {
             kind,
             size: info.size,
             executable: info.executable,
@@ -242,22 +252,63 @@ impl OutputPlan {
                 (kind == EntryKind::Symlink).then_some(self.symlinks),
             ),
         };
-        for (i, s) in self.steps.iter().enumerate() {
+        self.walk(d, 0, &mut trace, copies)
+    }
+
+    /// `d` through the steps from `start` on; copies it makes are walked from the
+    /// step after their `copy` and pushed to `copies` when kept.
+    fn walk(
+        &self,
+        mut d: Deciding,
+        start: usize,
+        trace: &mut Option<&mut Vec<usize>>,
+        copies: &mut Vec<EntryPlan>,
+    ) -> Result<Option<EntryPlan>, String> {
+        let mut record = |i: usize| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(i);
+            }
+        };
+        let mut made = Vec::new();
+        for (i, s) in self.steps.iter().enumerate().skip(start) {
             if !self.step_active(i) {
                 continue;
             }
             match d.step(i, s, &self.labels[i])? {
                 Verdict::Skipped => {}
                 Verdict::Matched => record(i),
+                Verdict::Copied => {
+                    record(i);
+                    let Step::Copy { to, .. } = s else {
+                        unreachable!("only copy steps copy")
+                    };
+                    made.extend(to.iter().map(|t| (i + 1, d.copied_to(t))));
+                }
                 Verdict::Dropped { matched } => {
                     if matched {
                         record(i);
                     }
-                    return Ok(None);
+                    return self.walk_copies(made, trace, copies).map(|()| None);
                 }
             }
         }
-        self.finish(d)
+        let kept = self.finish(d)?;
+        self.walk_copies(made, trace, copies)?;
+        Ok(kept)
+    }
+
+    fn walk_copies(
+        &self,
+        made: Vec<(usize, Deciding)>,
+        trace: &mut Option<&mut Vec<usize>>,
+        copies: &mut Vec<EntryPlan>,
+    ) -> Result<(), String> {
+        for (next, c) in made {
+            if let Some(ep) = self.walk(c, next, trace, copies)? {
+                copies.push(ep);
+            }
+        }
+        Ok(())
     }
 
     /// How the output's `pack` steps whose globs match `path` (an added file or
@@ -313,6 +364,7 @@ impl OutputPlan {
 }
 
 /// One entry on its way through an output's steps: its path so far and its plan.
+#[derive(Clone)]
 struct Deciding {
     kind: EntryKind,
     size: u64,
@@ -331,6 +383,8 @@ enum Verdict {
     Matched,
     /// The entry is left out (by this step's match, or by not matching an `include`).
     Dropped { matched: bool },
+    /// A `copy` step matched: the entry goes on, and so do its copies.
+    Copied,
 }
 
 impl Deciding {
@@ -406,8 +460,22 @@ impl Deciding {
                 self.packed(s);
                 Verdict::Matched
             }
+            Step::Copy { from, .. } => {
+                if is_dir || from != &self.path {
+                    return Ok(Verdict::Skipped);
+                }
+                Verdict::Copied
+            }
             Step::Add { .. } | Step::Manifest { .. } => Verdict::Skipped,
         })
+    }
+
+    /// A copy of the entry, as it is now, at `path`.
+    fn copied_to(&self, path: &str) -> Deciding {
+        Deciding {
+            path: path.to_string(),
+            ..self.clone()
+        }
     }
 
     /// A matching `move` step: the new path, checked.

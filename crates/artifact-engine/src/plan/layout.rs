@@ -1,8 +1,8 @@
 //! Laying out one output from its sources' central directories: every entry decided,
 //! then checked against the others — exact clashes follow `on_conflict`, case and
 //! Unicode-normalization clashes are refused unless allowed, and nothing may land
-//! under a kept symbolic link. Then, across outputs, no `template`, `replace`, `set` or
-//! `export` step may have matched nothing unless it says `"optional": true`.
+//! under a kept symbolic link. Then, across outputs, no content, `export` or `copy` step
+//! may have matched nothing unless it says `"optional": true`.
 
 use std::collections::HashMap;
 
@@ -101,21 +101,27 @@ pub fn layout_output_entries(
             for &i in &trace.matched {
                 step_hits[i] += 1;
             }
-            let Some(plan) = trace.decided.map_err(|m| {
+            let decided = trace.decided.map_err(|m| {
                 format!(
                     "entry {name:?} of input {:?}: {m}",
                     op.sources[k].input_name
                 )
-            })?
-            else {
-                b.dropped += 1;
-                continue;
-            };
-            b.add_entry(Planned {
-                source: k,
-                entry: j,
-                plan,
             })?;
+            match decided {
+                Some(plan) => b.add_entry(Planned {
+                    source: k,
+                    entry: j,
+                    plan,
+                })?,
+                None => b.dropped += 1,
+            }
+            for plan in trace.copies {
+                b.add_entry(Planned {
+                    source: k,
+                    entry: j,
+                    plan,
+                })?;
+            }
         }
     }
     b.add_extras()?;
@@ -315,6 +321,9 @@ impl OutputPlan {
                 } | Step::Export {
                     optional: false,
                     ..
+                } | Step::Copy {
+                    optional: false,
+                    ..
                 }
             )
     }
@@ -343,7 +352,14 @@ impl OutputPlan {
                     globs.written()
                 ),
             ),
-            _ => unreachable!("only content and export steps must match"),
+            Step::Copy { from, .. } => perr(
+                format!("{field}.from"),
+                format!(
+                    "{from:?} is not an entry of {whose} at this step (after earlier steps \
+                     renamed or dropped entries); set \"optional\": true if it may be absent"
+                ),
+            ),
+            _ => unreachable!("only content, export and copy steps must match"),
         }
     }
 }

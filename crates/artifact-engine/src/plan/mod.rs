@@ -201,6 +201,12 @@ enum Step {
         data: Vec<u8>,
         mode: Option<u32>,
     },
+    Copy {
+        from: String,
+        to: Vec<String>,
+        /// `from` may be absent (`"optional": true`).
+        optional: bool,
+    },
     Manifest {
         path: String,
     },

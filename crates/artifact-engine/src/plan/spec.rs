@@ -210,6 +210,8 @@ pub enum StepSpec {
     Merge(MergeSpec),
     /// Add a file with inline content.
     Add(AddSpec),
+    /// Copy an entry to one or more new paths.
+    Copy(CopySpec),
     /// Add a JSON manifest listing every entry written before it (path, size, sha256).
     Manifest(ManifestSpec),
     /// Publish a value read from an entry as a CodePipeline output variable.

@@ -276,6 +276,24 @@ pub struct AddSpec {
     pub mode: Option<String>,
 }
 
+/// Copying an entry to new paths (e.g. `appspec-prod.yml` to `appspec.yml`). Each copy
+/// is the entry as it is at this step (earlier content steps included) and goes
+/// through the later steps on its own; the entry itself stays unless a later step
+/// moves or drops it. The data is read once per copy.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CopySpec {
+    /// Path of the entry to copy (exact, after earlier renames; templated with
+    /// `${NAME}`, e.g. `"appspec-${STAGE}.yml"`); a file or link.
+    pub from: String,
+    /// The new path, or a list of new paths (templated).
+    pub to: OneOrMany<String>,
+    /// Let `from` be absent. By default a copy whose entry is in no output it applies
+    /// to fails the job before data moves.
+    #[serde(default)]
+    pub optional: bool,
+}
+
 /// The manifest file.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
