@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use artifact_core::clients::PayloadSigning;
 use artifact_core::Settings;
-use artifact_suite::proxy::{Action, FaultProxy, Rule};
+use artifact_suite::proxy::{Action, FaultProxy, Rule, Seen};
 use artifact_suite::*;
 use sha2::{Digest, Sha256};
 
@@ -32,11 +33,18 @@ fn input() -> Vec<u8> {
 struct Outcome {
     result: Result<(), (String, String)>,
     faults: usize,
+    /// Every request the proxy forwarded or answered.
+    requests: Vec<Seen>,
 }
 
 /// Runs a copy-all job through `proxy` with `rules`; checks the invariants that hold
 /// whatever the outcome, and returns it.
 async fn run_with_faults(rules: Vec<Rule>) -> Outcome {
+    run_signed(rules, PayloadSigning::Auto).await
+}
+
+/// [`run_with_faults`] with upload bodies signed as `signing` says.
+async fn run_signed(rules: Vec<Rule>, signing: PayloadSigning) -> Outcome {
     let s = stack();
     let bucket = unique("fault");
     s.create_bucket(&bucket).await;
@@ -49,11 +57,12 @@ async fn run_with_faults(rules: Vec<Rule>) -> Outcome {
     }
     let cp = codepipeline();
     let worker = s
-        .worker_via(
+        .worker_signing_via(
             &cp,
             Settings::default(),
             &proxy.endpoint(),
             Duration::from_secs(1),
+            signing,
         )
         .await;
     let job = job_id();
@@ -90,7 +99,78 @@ async fn run_with_faults(rules: Vec<Rule>) -> Outcome {
     };
     let faults = proxy.faults_applied();
     s.remove_bucket(&bucket).await;
-    Outcome { result, faults }
+    Outcome {
+        result,
+        faults,
+        requests: proxy.requests(),
+    }
+}
+
+fn upload_parts(o: &Outcome) -> Vec<&Seen> {
+    o.requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.query.contains("partNumber="))
+        .collect()
+}
+
+/// Unsigned upload bodies carry a CRC32 checksum in a signed header (the server
+/// checks it; no SHA-256 of the body is computed), also when a part is sent again
+/// after SlowDown; signed ones carry the body's SHA-256 and no checksum. The output
+/// is the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_bodies_are_signed_or_checksummed() {
+    let slow_down = || Rule {
+        method: "PUT",
+        query_has: "partNumber=",
+        ranged: None,
+        min_body: 0,
+        times: 1,
+        action: Action::Status {
+            status: 503,
+            code: "SlowDown",
+        },
+    };
+    let unsigned = run_signed(vec![slow_down()], PayloadSigning::Unsigned).await;
+    assert!(unsigned.result.is_ok(), "{:?}", unsigned.result);
+    assert_eq!(unsigned.faults, 1);
+    let parts = upload_parts(&unsigned);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for p in &parts {
+        assert_eq!(
+            p.header("x-amz-content-sha256"),
+            Some("UNSIGNED-PAYLOAD"),
+            "{p:?}"
+        );
+        let crc = p.header("x-amz-checksum-crc32").unwrap_or("");
+        assert_eq!(crc.len(), 8, "a base64 CRC32: {p:?}");
+    }
+
+    let signed = run_signed(vec![slow_down()], PayloadSigning::Signed).await;
+    assert!(signed.result.is_ok(), "{:?}", signed.result);
+    let parts = upload_parts(&signed);
+    assert!(parts.len() >= 3);
+    for p in &parts {
+        let sha = p.header("x-amz-content-sha256").unwrap_or("");
+        assert!(
+            sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{p:?}"
+        );
+        assert_eq!(p.header("x-amz-checksum-crc32"), None, "{p:?}");
+    }
+    // A body damaged on the way is refused by its checksum (BadDigest) and the part
+    // is sent again. (SeaweedFS does not check a signed body against its SHA-256, so
+    // only the checksum catches damage there; S3 checks both.)
+    let damage = Rule {
+        action: Action::CorruptRequestBody,
+        ..slow_down()
+    };
+    let o = run_signed(vec![damage], PayloadSigning::Unsigned).await;
+    assert_eq!(o.faults, 1);
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    // By default, plain-HTTP endpoints sign; AWS S3 and HTTPS endpoints do not.
+    assert!(!PayloadSigning::Auto.unsigned_for(Some("http://127.0.0.1:8333")));
+    assert!(PayloadSigning::Auto.unsigned_for(Some("https://minio.example")));
+    assert!(PayloadSigning::Auto.unsigned_for(None));
 }
 
 fn ranged_get(times: usize, action: Action) -> Rule {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use artifact_core::clients::{codepipeline_client, kms_client, S3StoreFactory};
+use artifact_core::clients::{codepipeline_client, kms_client, PayloadSigning, S3StoreFactory};
 use artifact_core::event::ArtifactCredentials;
 use artifact_core::kms::KeyChecker;
 use artifact_core::report::Reporter;
@@ -352,9 +352,23 @@ impl Stack {
         s3_endpoint: &str,
         stall: std::time::Duration,
     ) -> Worker {
+        self.worker_signing_via(cp, settings, s3_endpoint, stall, PayloadSigning::Auto)
+            .await
+    }
+
+    /// [`Self::worker_via`] with upload bodies signed as `signing` says.
+    pub async fn worker_signing_via(
+        &self,
+        cp: &LocalCodePipeline,
+        settings: Settings,
+        s3_endpoint: &str,
+        stall: std::time::Duration,
+        signing: PayloadSigning,
+    ) -> Worker {
         let base = self.base_config().await;
-        let stores =
-            S3StoreFactory::new(&base, Some(s3_endpoint.to_string())).with_stall_timeout(stall);
+        let stores = S3StoreFactory::new(&base, Some(s3_endpoint.to_string()))
+            .with_stall_timeout(stall)
+            .with_payload_signing(signing);
         Worker::new(
             settings,
             Arc::new(stores),

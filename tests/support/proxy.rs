@@ -4,8 +4,9 @@
 //! still verify upstream). A [`Rule`] matches requests by method, a query-string
 //! fragment and whether a `Range` header is present, and applies its [`Action`] to
 //! the next `times` matching requests: cut the response body after some bytes (a
-//! connection reset mid-body), stall it, or answer with an S3 error status without
-//! forwarding. Everything stays on loopback; the proxy stops when dropped.
+//! connection reset mid-body), stall it, answer with an S3 error status without
+//! forwarding, or damage the request body on its way. Requests are recorded
+//! ([`FaultProxy::requests`]) with their `x-amz-*` headers. Everything stays on loopback; the proxy stops when dropped.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -45,6 +46,9 @@ pub enum Action {
         /// S3 error code, e.g. `InternalError`.
         code: &'static str,
     },
+    /// Flip one byte in the middle of the request body, then forward it: data
+    /// damaged on the way to the server, which it must refuse.
+    CorruptRequestBody,
     /// Answer with this status and S3 error code; the server never sees the request.
     Status {
         /// HTTP status.
@@ -72,10 +76,33 @@ pub struct Rule {
     pub action: Action,
 }
 
+/// A request the proxy saw: method, query string, and its `x-amz-*` (but the session
+/// token) and `content-encoding` headers (lower-case names).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// The query string.
+    pub query: String,
+    /// Selected headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The value of header `name` (lower case), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     rules: Vec<Rule>,
     faults_applied: usize,
+    seen: Vec<Seen>,
 }
 
 /// A running proxy.
@@ -135,6 +162,11 @@ impl FaultProxy {
     pub fn faults_applied(&self) -> usize {
         self.state.lock().unwrap().faults_applied
     }
+
+    /// Every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
 }
 
 impl Drop for FaultProxy {
@@ -162,8 +194,8 @@ fn take_rule(
     })?;
     let r = &st.rules[i];
     let applies = match (&r.action, body_len) {
-        (Action::Status { .. }, None) => true,
-        (Action::Status { .. }, Some(_)) => false,
+        (Action::Status { .. } | Action::CorruptRequestBody, None) => true,
+        (Action::Status { .. } | Action::CorruptRequestBody, Some(_)) => false,
         (_, None) => false,
         (_, Some(n)) => n > r.min_body,
     };
@@ -183,16 +215,36 @@ async fn handle(
     let method = req.method().as_str().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let ranged = req.headers().contains_key(hyper::header::RANGE);
-    if let Some(Action::Status { status, code }) = take_rule(&state, &method, &query, ranged, None)
-    {
+    let headers = req
+        .headers()
+        .iter()
+        .filter(|(n, _)| {
+            (n.as_str().starts_with("x-amz-") && n.as_str() != "x-amz-security-token")
+                || n.as_str() == "content-encoding"
+        })
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    state.lock().unwrap().seen.push(Seen {
+        method: method.clone(),
+        query: query.clone(),
+        headers,
+    });
+    let before = take_rule(&state, &method, &query, ranged, None);
+    if let Some(Action::Status { status, code }) = before {
         return s3_error(status, code);
     }
     let (parts, body) = req.into_parts();
-    let body = body
+    let mut body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if matches!(before, Some(Action::CorruptRequestBody)) && !body.is_empty() {
+        let mut damaged = body.to_vec();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x01;
+        body = Bytes::from(damaged);
+    }
     let Ok(resp) = forward(upstream, Request::from_parts(parts, Full::new(body))).await else {
         return s3_error(502, "BadGateway");
     };

@@ -9,6 +9,13 @@
 //! - With a custom endpoint (MinIO, SeaweedFS...) S3 uses path-style addressing and
 //!   computes checksums only when required: the SDK's default aws-chunked trailer
 //!   checksums break many S3-compatible servers.
+//! - Upload bodies (UploadPart, PutObject) are signed or not by [`PayloadSigning`]: on
+//!   HTTPS (AWS S3, or an `https://` endpoint) they are sent as `UNSIGNED-PAYLOAD`
+//!   with a CRC32 checksum in a signed header (`x-amz-checksum-crc32`; the bodies are
+//!   in memory, so no aws-chunked trailer) that the server verifies, which spares a
+//!   SHA-256 pass over every byte uploaded; plain-HTTP endpoints keep SHA-256 signed
+//!   payloads unless `ARTIFACT_S3_PAYLOAD_SIGNING=unsigned` says otherwise. (SeaweedFS
+//!   4.x does not check a signed body against its SHA-256, but does check the CRC32.)
 
 use std::sync::Arc;
 
@@ -37,22 +44,81 @@ pub trait StoreFactory: Send + Sync + 'static {
     fn store_for(&self, creds: &ArtifactCredentials) -> Arc<dyn ObjectStore>;
 }
 
+/// How upload bodies are protected on the way to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadSigning {
+    /// Unsigned with a CRC32 checksum over HTTPS (AWS S3, `https://` endpoints);
+    /// signed over plain HTTP.
+    #[default]
+    Auto,
+    /// SHA-256 of every body in the signature (`x-amz-content-sha256`).
+    Signed,
+    /// `UNSIGNED-PAYLOAD` with a CRC32 checksum header, which the server verifies
+    /// (S3, MinIO and SeaweedFS do).
+    Unsigned,
+}
+
+impl PayloadSigning {
+    /// From `ARTIFACT_S3_PAYLOAD_SIGNING` (`auto`, `signed`, `unsigned`; default
+    /// `auto`).
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(&std::env::var("ARTIFACT_S3_PAYLOAD_SIGNING").unwrap_or_default())
+    }
+
+    /// `auto` (or empty), `signed` or `unsigned`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "auto" => Ok(PayloadSigning::Auto),
+            "signed" => Ok(PayloadSigning::Signed),
+            "unsigned" => Ok(PayloadSigning::Unsigned),
+            other => Err(format!(
+                "ARTIFACT_S3_PAYLOAD_SIGNING={other:?}: expected auto, signed or unsigned"
+            )),
+        }
+    }
+
+    /// Whether bodies sent to `endpoint` (`None`: AWS S3) go unsigned.
+    pub fn unsigned_for(self, endpoint: Option<&str>) -> bool {
+        match self {
+            PayloadSigning::Auto => endpoint.is_none_or(|e| {
+                e.get(..8)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+            }),
+            PayloadSigning::Signed => false,
+            PayloadSigning::Unsigned => true,
+        }
+    }
+}
+
 /// S3 stores from the job's credentials.
 #[derive(Debug, Clone)]
 pub struct S3StoreFactory {
     base: SdkConfig,
     endpoint: Option<String>,
     stall_timeout: std::time::Duration,
+    signing: PayloadSigning,
 }
 
 impl S3StoreFactory {
-    /// Factory inheriting region, HTTP client, retries and timeouts from `base`.
+    /// Factory inheriting region, HTTP client, retries and timeouts from `base`,
+    /// signing payloads as [`PayloadSigning::Auto`] says.
     pub fn new(base: &SdkConfig, endpoint: Option<String>) -> Self {
         S3StoreFactory {
             base: base.clone(),
             endpoint,
             stall_timeout: crate::store::s3::DEFAULT_STALL_TIMEOUT,
+            signing: PayloadSigning::Auto,
         }
+    }
+
+    /// Sets how upload bodies are signed.
+    pub fn with_payload_signing(mut self, signing: PayloadSigning) -> Self {
+        self.signing = signing;
+        self
+    }
+
+    fn unsigned(&self) -> bool {
+        self.signing.unsigned_for(self.endpoint.as_deref())
     }
 
     /// Sets how long a GET body may stall before it is re-read.
@@ -72,10 +138,16 @@ impl S3StoreFactory {
         );
         let mut b = aws_sdk_s3::config::Builder::from(&self.base).credentials_provider(provider);
         if let Some(ep) = &self.endpoint {
+            // Unsigned bodies carry a checksum, or nothing would protect them.
+            let checksums = if self.unsigned() {
+                RequestChecksumCalculation::WhenSupported
+            } else {
+                RequestChecksumCalculation::WhenRequired
+            };
             b = b
                 .endpoint_url(ep)
                 .force_path_style(true)
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .request_checksum_calculation(checksums)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
         aws_sdk_s3::Client::from_conf(b.build())
@@ -84,7 +156,11 @@ impl S3StoreFactory {
 
 impl StoreFactory for S3StoreFactory {
     fn store_for(&self, creds: &ArtifactCredentials) -> Arc<dyn ObjectStore> {
-        Arc::new(S3Store::new(self.client(creds)).with_stall_timeout(self.stall_timeout))
+        Arc::new(
+            S3Store::new(self.client(creds))
+                .with_stall_timeout(self.stall_timeout)
+                .with_unsigned_payloads(self.unsigned()),
+        )
     }
 }
 
@@ -118,4 +194,27 @@ pub fn kms_client(base: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_kms::Clie
         b = b.endpoint_url(ep);
     }
     aws_sdk_kms::Client::from_conf(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PayloadSigning;
+
+    #[test]
+    fn payload_signing_from_its_setting_and_the_endpoint() {
+        assert_eq!(PayloadSigning::parse(""), Ok(PayloadSigning::Auto));
+        assert_eq!(
+            PayloadSigning::parse("unsigned"),
+            Ok(PayloadSigning::Unsigned)
+        );
+        assert!(PayloadSigning::parse("yes")
+            .unwrap_err()
+            .contains("expected auto"));
+        let auto = PayloadSigning::Auto;
+        assert!(auto.unsigned_for(None));
+        assert!(auto.unsigned_for(Some("HTTPS://minio.internal:9000")));
+        assert!(!auto.unsigned_for(Some("http://127.0.0.1:8333")));
+        assert!(!PayloadSigning::Signed.unsigned_for(None));
+        assert!(PayloadSigning::Unsigned.unsigned_for(Some("http://127.0.0.1:8333")));
+    }
 }

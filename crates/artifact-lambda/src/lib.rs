@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use artifact_core::clients::{codepipeline_client, kms_client, Endpoints, S3StoreFactory};
+use artifact_core::clients::{
+    codepipeline_client, kms_client, Endpoints, PayloadSigning, S3StoreFactory,
+};
 use artifact_core::kms::KeyChecker;
 use artifact_core::report::Reporter;
 use artifact_core::{Settings, StepRegistry, Worker};
@@ -58,9 +60,13 @@ async fn build_worker(steps: StepRegistry) -> Worker {
         codepipeline: env("ARTIFACT_WORKER_CODEPIPELINE_ENDPOINT"),
     };
     let settings = Settings::from_env();
+    let signing = PayloadSigning::from_env().unwrap_or_else(|why| {
+        tracing::warn!(%why, "using ARTIFACT_S3_PAYLOAD_SIGNING=auto");
+        PayloadSigning::Auto
+    });
     let worker = Worker::new(
         settings,
-        Arc::new(S3StoreFactory::new(&base, endpoints.s3.clone())),
+        Arc::new(S3StoreFactory::new(&base, endpoints.s3.clone()).with_payload_signing(signing)),
         Some(KeyChecker::new(kms_client(&base, endpoints.kms.as_deref()))),
         Reporter::new(codepipeline_client(
             &base,

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
-use artifact_core::clients::{kms_client, FixedStore, S3StoreFactory, StoreFactory};
+use anyhow::{anyhow, bail, Result};
+use artifact_core::clients::{
+    kms_client, FixedStore, PayloadSigning, S3StoreFactory, StoreFactory,
+};
 use artifact_core::config::KmsCheck;
 use artifact_core::kms::KeyChecker;
 use artifact_core::report::Reporter;
@@ -83,7 +85,10 @@ impl StoreArgs {
         let mut settings = self.settings();
         let (stores, kms): (Arc<dyn StoreFactory>, _) = match &self.s3_endpoint {
             Some(ep) => (
-                Arc::new(S3StoreFactory::new(base, Some(ep.clone()))),
+                Arc::new(
+                    S3StoreFactory::new(base, Some(ep.clone()))
+                        .with_payload_signing(PayloadSigning::from_env().map_err(|e| anyhow!(e))?),
+                ),
                 self.kms_endpoint
                     .as_deref()
                     .map(|k| KeyChecker::new(kms_client(base, Some(k)))),

@@ -35,6 +35,8 @@ use crate::event::S3Location;
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     stall_timeout: std::time::Duration,
+    /// Upload bodies go as `UNSIGNED-PAYLOAD` (with the client's checksum).
+    unsigned: bool,
 }
 
 impl S3Store {
@@ -43,7 +45,14 @@ impl S3Store {
         S3Store {
             client,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            unsigned: false,
         }
+    }
+
+    /// Sends upload bodies unsigned (see [`crate::clients::PayloadSigning`]).
+    pub fn with_unsigned_payloads(mut self, unsigned: bool) -> Self {
+        self.unsigned = unsigned;
+        self
     }
 
     /// Sets how long a GET body may stall before it is re-read.
@@ -224,7 +233,11 @@ pub fn classify_code(code: &str, status: u16) -> StoreErrorKind {
         | "RequestTimeout"
         | "ServiceUnavailable"
         | "InternalError"
-        | "RequestTimeTooSkewed" => StoreErrorKind::Unavailable,
+        | "RequestTimeTooSkewed"
+        // A body damaged on the way (the checksum or the signed SHA-256 does not
+        // match): the same bytes are sent again.
+        | "BadDigest"
+        | "XAmzContentSHA256Mismatch" => StoreErrorKind::Unavailable,
         _ => match status {
             404 => StoreErrorKind::NotFound,
             412 => StoreErrorKind::Changed,
@@ -326,7 +339,15 @@ impl ObjectStore for S3Store {
                     .server_side_encryption(ServerSideEncryption::AwsKms)
                     .ssekms_key_id(k);
             }
-            async move { req.send().await.map_err(|e| classify("PutObject", loc, e)) }
+            let unsigned = self.unsigned;
+            async move {
+                let sent = if unsigned {
+                    req.customize().disable_payload_signing().send().await
+                } else {
+                    req.send().await
+                };
+                sent.map_err(|e| classify("PutObject", loc, e))
+            }
         })
         .await?;
         Ok(())
@@ -383,7 +404,15 @@ impl ObjectStore for S3Store {
                 .part_number(number)
                 .content_length(body.len() as i64)
                 .body(ByteStream::from(body.clone()));
-            async move { req.send().await.map_err(|e| classify("UploadPart", loc, e)) }
+            let unsigned = self.unsigned;
+            async move {
+                let sent = if unsigned {
+                    req.customize().disable_payload_signing().send().await
+                } else {
+                    req.send().await
+                };
+                sent.map_err(|e| classify("UploadPart", loc, e))
+            }
         })
         .await?;
         out.e_tag.ok_or_else(|| {
