@@ -15,6 +15,10 @@
 //!   (scaling needs idle cores: anything else running on the machine hides it).
 //! - `text_substitution`: `${VERSION}` in `*.json`/`*.yml` (~15% of entries), `*.map`
 //!   excluded; everything else raw — the common CodePipeline case.
+//! - `deflate_backends`: whole-buffer raw deflate of the text mix (600 files, 2-28 KiB,
+//!   json/yml/js/md), flate2 on zlib-rs against libdeflate (`libdeflater`), compress
+//!   at levels 1, 6 and 9 and decompress; throughput = uncompressed bytes. The
+//!   compressed sizes of each are printed first.
 //!
 //! Run: `cargo bench --bench engine` (a few minutes; `-- <filter>` to pick groups).
 
@@ -263,5 +267,117 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine);
+/// The text mix for `deflate_backends`: 600 files of 2-28 KiB.
+fn text_mix() -> Vec<Vec<u8>> {
+    let mut rng = Rng(SEED ^ 0xdef1a7e);
+    (0..600)
+        .map(|i| {
+            let len = rng.range(2 << 10, 28 << 10);
+            text(&mut rng, ["json", "yml", "js", "md"][i % 4], len)
+        })
+        .collect()
+}
+
+fn flate2_compress(data: &[u8], level: u32) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(level),
+    );
+    enc.write_all(data).expect("writing to a Vec");
+    enc.finish().expect("writing to a Vec")
+}
+
+fn flate2_decompress(data: &[u8], size: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(size);
+    flate2::read::DeflateDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("valid deflate");
+    out
+}
+
+fn libdeflate_compress(c: &mut libdeflater::Compressor, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; c.deflate_compress_bound(data.len())];
+    let n = c.deflate_compress(data, &mut out).expect("bound is enough");
+    out.truncate(n);
+    out
+}
+
+fn libdeflate_decompress(d: &mut libdeflater::Decompressor, data: &[u8], size: usize) -> Vec<u8> {
+    let mut out = vec![0u8; size];
+    let n = d.deflate_decompress(data, &mut out).expect("valid deflate");
+    assert_eq!(n, size);
+    out
+}
+
+fn deflate_backends(c: &mut Criterion) {
+    let files = text_mix();
+    let total: usize = files.iter().map(Vec::len).sum();
+    let mut g = c.benchmark_group("deflate_backends");
+    configure(&mut g, total, 3);
+    for level in [1u32, 6, 9] {
+        let mut comp = libdeflater::Compressor::new(
+            libdeflater::CompressionLvl::new(level as i32).expect("level 1-12"),
+        );
+        let zlib: usize = files.iter().map(|f| flate2_compress(f, level).len()).sum();
+        let libd: usize = files
+            .iter()
+            .map(|f| libdeflate_compress(&mut comp, f).len())
+            .sum();
+        eprintln!(
+            "deflate level {level}: {:.1} MB text -> zlib-rs {:.3} MB ({:.2}%), libdeflate {:.3} MB ({:.2}%)",
+            total as f64 / 1e6,
+            zlib as f64 / 1e6,
+            100.0 * zlib as f64 / total as f64,
+            libd as f64 / 1e6,
+            100.0 * libd as f64 / total as f64,
+        );
+        g.bench_function(BenchmarkId::new("compress_zlib_rs", level), |b| {
+            b.iter(|| {
+                files
+                    .iter()
+                    .map(|f| flate2_compress(f, level).len())
+                    .sum::<usize>()
+            })
+        });
+        g.bench_function(BenchmarkId::new("compress_libdeflate", level), |b| {
+            b.iter(|| {
+                files
+                    .iter()
+                    .map(|f| libdeflate_compress(&mut comp, f).len())
+                    .sum::<usize>()
+            })
+        });
+    }
+    let packed: Vec<(Vec<u8>, usize)> = files
+        .iter()
+        .map(|f| (flate2_compress(f, 6), f.len()))
+        .collect();
+    let mut dec = libdeflater::Decompressor::new();
+    for (p, n) in &packed {
+        assert_eq!(
+            flate2_decompress(p, *n),
+            libdeflate_decompress(&mut dec, p, *n)
+        );
+    }
+    g.bench_function("decompress_zlib_rs", |b| {
+        b.iter(|| {
+            packed
+                .iter()
+                .map(|(p, n)| flate2_decompress(p, *n).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("decompress_libdeflate", |b| {
+        b.iter(|| {
+            packed
+                .iter()
+                .map(|(p, n)| libdeflate_decompress(&mut dec, p, *n).len())
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine, deflate_backends);
 criterion_main!(benches);
