@@ -7,36 +7,50 @@
 #
 # For each workload (generated once, deterministically, into benches/.work/workloads/):
 #   upload it as SSE-KMS (a moto key) with the admin identity, get STS session
-#   credentials, write a CodePipeline event, then measure with /usr/bin/time -v:
+#   credentials, write the runners' CodePipeline events, then measure with /usr/bin/time -v:
 #     floor      benches/e2e/floor.py: GetObject stream -> multipart upload, no zip work
 #     runner     target/release/artifact-runner run EVENT --json --s3-endpoint ... --kms-endpoint ...
+#     runner-1t  the same with --threads 1 (one transform thread: the small-Lambda case,
+#                about one vCPU or less) on its own event (output out/runner-1t-WL.zip)
 #     reference  benches/e2e/reference.py: download, extract, drop *.map, ${VERSION} in
 #                json/yml, re-zip (deflate), upload
 #   each with its own TMPDIR, sampled with `du` for the temp disk peak. The job:
 #     {"variables":{"VERSION":"1.2.3"},"steps":[{"exclude":["*.map"]},
 #      {"template":{"files":["*.json","*.yml"]}}]}
-#   Then checks runner and reference outputs hold the same entries with identical
-#   contents (benches/e2e/verify.py) and prints the table (benches/e2e/report.py).
+#   Then checks the runner outputs and the reference's hold the same entries with
+#   identical contents (benches/e2e/verify.py), prints the table (benches/e2e/report.py:
+#   per implementation wall s, MB/s, CPU s = user + sys of the measured process,
+#   CPU-s/GB of input, MB/s per busy core, peak RSS, temp disk, ratio) and writes the
+#   chart (wall s and CPU-s/GB per workload and implementation, SVG).
 #
 # Environment:
 #   E2E_REPEAT=N       run each implementation N times (interleaved); the table shows
-#                      the median wall time and the max RSS / temp disk (default 1)
+#                      the median wall and CPU time and the max RSS / temp disk
+#                      (default 1)
 #   RUNNER_BIN=PATH    use this artifact-runner instead of building target/release's
-#   E2E_RUNNER_ARGS    extra arguments for the runner (e.g. "--memory-mb 1024")
+#   E2E_RUNNER_ARGS    extra arguments for runner and runner-1t (e.g. "--memory-mb 1024";
+#                      not --threads, which runner-1t sets)
 #   E2E_WORK=DIR       work directory (default benches/.work, git-ignored)
 #   E2E_VERIFY=0       run the job with "verify": false (raw copies not inflated)
+#   E2E_THREADS1=0     skip runner-1t (default 1: measure it right after runner)
+#   E2E_CHART=PATH     write the chart there (relative to the current directory;
+#                      default $E2E_WORK/run/e2e-latest.svg), e.g. docs/e2e.svg
 #
 # Exit status: 0 when every run succeeded and the outputs verified; the targets
-# (large: runner <= 1.3x floor, >= 3x faster than reference, RSS <= 256 MiB) are
-# reported, not enforced.
+# (large: runner <= 1.3x floor, reference >= 3x and >= 5x runner wall, runner RSS
+# <= 256 MiB, runner CPU-s/GB <= 4.0 for this drop-maps + template job) are reported,
+# not enforced.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# E2E_CHART is relative to the caller's directory.
+CHART="${E2E_CHART:+$(realpath -m -- "$E2E_CHART")}"
 cd "$ROOT"
 WORK="${E2E_WORK:-$ROOT/benches/.work}"
 export E2E_WORK="$WORK"
 HERE="$ROOT/benches/e2e"
 REPEAT="${E2E_REPEAT:-1}"
+CHART="${CHART:-$WORK/run/e2e-latest.svg}"
 VERSION_VALUE="1.2.3"
 
 log() { printf 'e2e: %s\n' "$*" >&2; }
@@ -48,6 +62,10 @@ for wl in "${workloads[@]}"; do
     case "$wl" in small|large|huge) ;; *) die "unknown workload '$wl' (small, large, huge)";; esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "E2E_REPEAT must be a positive integer"
+THREADS1=1
+[[ "${E2E_THREADS1:-1}" != 0 ]] || THREADS1=0
+impls=(floor runner reference)
+if ((THREADS1)); then impls=(floor runner runner-1t reference); fi
 
 # ---------------------------------------------------------------- tools
 if [[ ! -x /usr/bin/time ]]; then
@@ -139,10 +157,16 @@ for wl in "${workloads[@]}"; do
         measure "$wl" runner "$RUNNER_BIN" run "$WORK/run/$wl/event.json" --json \
             --s3-endpoint "$LOCAL_STACK_S3_ENDPOINT" --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" \
             ${E2E_RUNNER_ARGS:-}
+        if ((THREADS1)); then
+            # shellcheck disable=SC2086
+            measure "$wl" runner-1t "$RUNNER_BIN" run "$WORK/run/$wl/event-1t.json" --json \
+                --s3-endpoint "$LOCAL_STACK_S3_ENDPOINT" \
+                --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" ${E2E_RUNNER_ARGS:-} --threads 1
+        fi
         measure "$wl" reference "$PY" "$HERE/reference.py" "$CREDS" "$BUCKET" "in/$wl.zip" \
             "out/reference-$wl.zip" "$KMS_KEY" "$VERSION_VALUE"
     done
-    if ! "$PY" "$HERE/verify.py" check "$wl"; then
+    if ! "$PY" "$HERE/verify.py" check "$wl" "${impls[@]}"; then
         failed=1
     fi
 done
@@ -150,5 +174,7 @@ if grep -q '"rc": [1-9]' "$RESULTS"; then failed=1; fi
 
 echo
 "$PY" "$HERE/report.py" table "$RESULTS"
+"$PY" "$HERE/report.py" chart "$RESULTS" "$CHART"
 echo "results: $RESULTS"
+echo "chart: $CHART"
 exit "$failed"

@@ -9,7 +9,9 @@
 - each workload's zip uploaded as in/WORKLOAD.zip with SSE-KMS under that key (skipped
   when the object is already there with the same sha256 and key),
 - session credentials from STS AssumeRole on the S3 endpoint -> .work/run/creds.json,
-- per workload, the CodePipeline event for the runner -> .work/run/WORKLOAD/event.json.
+- per workload, the CodePipeline events for the runner -> .work/run/WORKLOAD/event.json
+  (output out/runner-WORKLOAD.zip) and for the one-thread runner ->
+  .work/run/WORKLOAD/event-1t.json (output out/runner-1t-WORKLOAD.zip).
 Prints a JSON summary (key ARN, bucket) on stdout.
 """
 
@@ -49,6 +51,28 @@ def kms_key(env, state):
             pass
     arn = kms.create_key(Description="artifact-worker e2e benchmark")["KeyMetadata"]["Arn"]
     return arn, True
+
+
+def write_event(path, wl, output_key, creds, arn, expires_ms):
+    """The CodePipeline event for the runner: in/WL.zip -> output_key (mode 0600)."""
+    art = lambda name, key: {"name": name, "revision": None, "location": {  # noqa: E731
+        "type": "S3", "s3Location": {"bucketName": BUCKET, "objectKey": key}}}
+    event = {"CodePipeline.job": {
+        "id": str(uuid.uuid4()),
+        "accountId": "123456789012",
+        "data": {
+            "actionConfiguration": {"configuration": {
+                "FunctionName": "artifact-worker", "UserParameters": USER_PARAMETERS}},
+            "inputArtifacts": [art("SourceArtifact", f"in/{wl}.zip")],
+            "outputArtifacts": [art("BuildArtifact", output_key)],
+            "artifactCredentials": {
+                "accessKeyId": creds["AccessKeyId"], "secretAccessKey": creds["SecretAccessKey"],
+                "sessionToken": creds["SessionToken"], "expirationTime": expires_ms},
+            "encryptionKey": {"id": arn, "type": "KMS"},
+        }}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(event, f, indent=1)
 
 
 def main(workloads):
@@ -118,25 +142,8 @@ def main(workloads):
 
     for wl in workloads:
         (run / wl).mkdir(parents=True, exist_ok=True)
-        art = lambda name, key: {"name": name, "revision": None, "location": {  # noqa: E731
-            "type": "S3", "s3Location": {"bucketName": BUCKET, "objectKey": key}}}
-        event = {"CodePipeline.job": {
-            "id": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "data": {
-                "actionConfiguration": {"configuration": {
-                    "FunctionName": "artifact-worker", "UserParameters": USER_PARAMETERS}},
-                "inputArtifacts": [art("SourceArtifact", f"in/{wl}.zip")],
-                "outputArtifacts": [art("BuildArtifact", f"out/runner-{wl}.zip")],
-                "artifactCredentials": {
-                    "accessKeyId": c["AccessKeyId"], "secretAccessKey": c["SecretAccessKey"],
-                    "sessionToken": c["SessionToken"], "expirationTime": expires_ms},
-                "encryptionKey": {"id": arn, "type": "KMS"},
-            }}}
-        path = run / wl / "event.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(event, f, indent=1)
+        for name, impl in (("event.json", "runner"), ("event-1t.json", "runner-1t")):
+            write_event(run / wl / name, wl, f"out/{impl}-{wl}.zip", c, arn, expires_ms)
     print(json.dumps({"kms_key_arn": arn, "bucket": BUCKET, "creds": str(creds_path)}))
 
 

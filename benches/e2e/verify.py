@@ -3,19 +3,21 @@
 
     verify.py collect WORKLOAD IMPL KMS_KEY [MASTER_PORT]
         right after IMPL ran (admin identity): records the output's encryption, takes
-        the output off the server (floor: streamed and hashed; runner / reference:
-        saved to .work/run/WORKLOAD/IMPL.zip), deletes the object and, given the
-        SeaweedFS master port, reclaims its space, so the next run has room (the local
-        SeaweedFS has a fixed number of 1 GB volumes)
+        the output (out/IMPL-WORKLOAD.zip) off the server (floor: streamed and hashed;
+        runner, runner-1t, reference: saved to .work/run/WORKLOAD/IMPL.zip), deletes
+        the object and, given the SeaweedFS master port, reclaims its space, so the
+        next run has room (the local SeaweedFS has a fixed number of 1 GB volumes)
     verify.py reclaim MASTER_PORT
         compacts the bucket's volumes (SeaweedFS reclaims space only on vacuum)
-    verify.py check WORKLOAD
-        - all three outputs were SSE-KMS under the job's key;
+    verify.py check WORKLOAD IMPL...
+        IMPL...: the implementations that ran (floor, runner and reference, and
+        runner-1t when it ran too)
+        - every output was SSE-KMS under the job's key;
         - floor output byte-identical to the input (sha256);
-        - runner and reference outputs: same entry names (order may differ) and
-          identical contents, read with Python's zipfile (which checks every CRC);
-          names are the input's minus *.map; no *.json/*.yml still holds ${VERSION},
-          other text files still do.
+        - each runner output (runner, runner-1t) and the reference output: same entry
+          names (order may differ) and identical contents, read with Python's zipfile
+          (which checks every CRC); names are the input's minus *.map; no *.json/*.yml
+          still holds ${VERSION}, other text files still do.
         Prints one line per check; exits 1 if any failed.
 """
 
@@ -30,7 +32,8 @@ from botocore.exceptions import ClientError
 
 from common import BUCKET, MIB, WORK, s3_client, stack_env
 
-IMPLS = ("floor", "runner", "reference")
+IMPLS = ("floor", "runner", "runner-1t", "reference")
+REQUIRED = ("floor", "runner", "reference")
 
 
 def collect(wl, impl, kms_key, master_port=""):
@@ -117,7 +120,7 @@ def digest_entries(path):
     return out
 
 
-def check(wl):
+def check(wl, impls):
     run = WORK / "run" / wl
     manifest = json.loads((WORK / "workloads" / f"{wl}.json").read_text())
     failures = []
@@ -128,7 +131,7 @@ def check(wl):
             failures.append(what)
 
     got = {}
-    for impl in IMPLS:
+    for impl in impls:
         path = run / f"{impl}.collected.json"
         got[impl] = json.loads(path.read_text()) if path.exists() else {"error": "not collected"}
         g = got[impl]
@@ -137,19 +140,23 @@ def check(wl):
            f"({g.get('error') or str(g['sse']) + ', ' + str(g['sse_key'])})")
     ok(got["floor"].get("sha256") == manifest["sha256"], "floor output is byte-identical to the input")
 
-    paths = {impl: run / f"{impl}.zip" for impl in ("runner", "reference")}
+    runners = [impl for impl in impls if impl.startswith("runner")]
+    paths = {impl: run / f"{impl}.zip" for impl in (*runners, "reference")}
     if not all(p.exists() for p in paths.values()):
-        ok(False, "runner and reference outputs available")
+        ok(False, f"{', '.join(paths)} outputs available")
         return failures
     digests = {impl: digest_entries(p) for impl, p in paths.items()}
     with zipfile.ZipFile(WORK / "workloads" / f"{wl}.zip") as z:
         expected = {n for n in z.namelist() if not n.endswith(".map")}
-    r, ref = digests["runner"], digests["reference"]
-    ok(set(r) == expected, f"runner has the input's {len(expected)} names minus *.map (has {len(r)})")
-    ok(set(ref) == expected, f"reference has the same names (has {len(ref)})")
-    differ = sorted(n for n in expected if r.get(n) != ref.get(n))
-    ok(not differ, "runner and reference contents identical"
-       + (f" ({len(differ)} differ, e.g. {differ[:3]})" if differ else ""))
+    ref = digests["reference"]
+    ok(set(ref) == expected, f"reference has the input's {len(expected)} names minus *.map "
+       f"(has {len(ref)})")
+    for impl in runners:
+        r = digests[impl]
+        ok(set(r) == expected, f"{impl} has the same names (has {len(r)})")
+        differ = sorted(n for n in expected if r.get(n) != ref.get(n))
+        ok(not differ, f"{impl} and reference contents identical"
+           + (f" ({len(differ)} differ, e.g. {differ[:3]})" if differ else ""))
     with zipfile.ZipFile(paths["runner"]) as z:
         names = [n for n in z.namelist() if n.endswith((".json", ".yml"))]
         left = [n for n in names if b"${VERSION}" in z.read(n)]
@@ -167,7 +174,8 @@ if __name__ == "__main__":
         collect(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "reclaim":
         reclaim(sys.argv[2])
-    elif len(sys.argv) == 3 and sys.argv[1] == "check":
-        sys.exit(1 if check(sys.argv[2]) else 0)
+    elif (len(sys.argv) >= 4 and sys.argv[1] == "check" and set(sys.argv[3:]) <= set(IMPLS)
+          and set(REQUIRED) <= set(sys.argv[3:])):
+        sys.exit(1 if check(sys.argv[2], sys.argv[3:]) else 0)
     else:
         sys.exit(__doc__)
