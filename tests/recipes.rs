@@ -29,6 +29,8 @@ struct Recipe {
     outputs: Vec<String>,
     /// (artifact, path, content, mode).
     files: Vec<(String, String, Vec<u8>, Option<u32>)>,
+    /// (artifact, path of a zip entry, the files inside it in order).
+    members: Vec<(String, String, Vec<String>)>,
     variables: Option<Value>,
 }
 
@@ -109,6 +111,11 @@ fn add_block(r: &mut Recipe, tag: &str, flags: &[&str], body: String) {
         note_output(r, a);
         r.entries
             .insert(a.into(), body.lines().map(str::to_string).collect());
+    } else if tag.starts_with("members") {
+        let (a, path) = artifact_and_rest(tag, "members", DEFAULT_OUTPUT);
+        note_output(r, a);
+        let names = body.lines().map(str::to_string).collect();
+        r.members.push((a.into(), path.into(), names));
     } else if tag.starts_with("output") {
         let (a, path) = artifact_and_rest(tag, "output", DEFAULT_OUTPUT);
         note_output(r, a);
@@ -233,6 +240,13 @@ fn check_recipe(r: &Recipe, rt: &tokio::runtime::Runtime, key: &str) {
             if let Some(m) = mode {
                 assert_eq!(got_mode.map(|g| g & 0o7777), Some(*m), "mode of {path}");
             }
+        }
+        for (_, path, want) in r.members.iter().filter(|m| &m.0 == a) {
+            let (_, inner, _) = got.iter().find(|(n, _, _)| n == path).expect(path);
+            check_with_external_readers(inner);
+            let inside = files_of(inner);
+            let names: Vec<&str> = inside.iter().map(|(n, _, _)| n.as_str()).collect();
+            assert_eq!(&names, want, "output {a} zip {path}");
         }
     }
     if let Some(Value::Object(want)) = &r.variables {

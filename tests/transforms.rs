@@ -361,3 +361,64 @@ async fn custom_steps_run_in_a_real_job() {
     assert_eq!(files[1].1, noise(5000, 3));
     s.remove_bucket(&bucket).await;
 }
+
+/// A `zip` step in a real job: large raw members (streamed in pieces, CRC-checked on
+/// the way) and a templated one go into a nested zip deflated as it streams; the
+/// outer and the inner archive read back with Python, unzip and Java, and the
+/// manifest lists the nested zip by its own SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_step_streams_large_members_into_a_nested_zip() {
+    use sha2::{Digest, Sha256};
+    let s = stack();
+    let bucket = unique("nested");
+    s.create_bucket(&bucket).await;
+    let (big1, big2) = (noise(9 << 20, 1), noise(6 << 20, 2));
+    let input = zip_of(&[
+        ("app/big1.bin", &big1, false),
+        ("app/config.json", br#"{"v": "${V}"}"#, true),
+        ("README.md", b"readme", true),
+        ("app/big2.bin", &big2, true),
+    ]);
+    s.put(&bucket, "in.zip", input, None).await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let worker = s.worker(&cp, Settings::default()).await;
+    let params = r#"{"variables": {"V": "2"}, "steps": [
+        {"template": {"files": ["app/config.json"]}},
+        {"zip": {"files": ["app/"], "to": "app.zip", "strip_prefix": "app/"}},
+        {"manifest": {}}]}"#;
+    let job = job_id();
+    let ev = event(
+        &job,
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.zip")],
+        Some(params),
+        &creds,
+        None,
+    );
+    let handled = worker
+        .handle(ev, Instant::now() + Duration::from_secs(120), None)
+        .await
+        .unwrap();
+    assert!(handled.result.is_ok(), "{:?}", handled.result);
+    let (out, _, _) = s.get(&bucket, "out.zip").await.expect("output");
+    check_with_external_readers(&out);
+    let outer = read_zip(&out);
+    let names: Vec<&str> = outer.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["app.zip", "README.md", "manifest.json"]);
+    let inner_bytes = &outer[0].1;
+    check_with_external_readers(inner_bytes);
+    let inner = read_zip(inner_bytes);
+    let names: Vec<&str> = inner.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["big1.bin", "config.json", "big2.bin"]);
+    assert!(
+        inner[0].1 == big1 && inner[2].1 == big2,
+        "members copied exactly"
+    );
+    assert_eq!(inner[1].1, br#"{"v": "2"}"#);
+    let manifest = String::from_utf8(outer[2].1.clone()).unwrap();
+    let sha = hex::encode(Sha256::digest(inner_bytes));
+    assert!(manifest.contains(&sha), "{manifest}");
+    assert!(!manifest.contains("big1.bin"), "{manifest}");
+    s.remove_bucket(&bucket).await;
+}

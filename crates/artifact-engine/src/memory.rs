@@ -10,8 +10,10 @@ use crate::entry::{
     Processed,
 };
 use crate::links::check_symlink;
-use crate::plan::{layout_output_entries, EntryInfo, EntryPlan, Export, OutputPlan, Plan};
-use crate::streamed::{streamable, EntryStreamer, StreamedEntry};
+use crate::plan::{
+    layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputPlan, Plan,
+};
+use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
 use crate::zip::ZipError;
 use crate::zip::{EntryMeta, ZipWriter};
@@ -72,23 +74,41 @@ pub fn rewrite(
         ..Default::default()
     };
     let mut rows: Vec<ManifestRow> = Vec::new();
-    for done in outputs {
-        stats.entries += 1;
-        let p = match done {
-            Done::Entry(p) => p,
-            Done::Streamed(meta, data, s) => {
-                out.extend_from_slice(&w.local_header_streamed(&meta)?);
-                out.extend_from_slice(&data);
-                out.extend_from_slice(&w.end_streamed(s.crc32, s.compressed, s.uncompressed)?);
+    // The zip entry being filled: its writer, its bytes so far, members still to come.
+    let mut nest: Option<(&InnerZip, ZipWriter, Vec<u8>, usize)> = None;
+    for (i, done) in outputs.into_iter().enumerate() {
+        if let Some(z) = layout.inner.iter().find(|z| z.first == i) {
+            out.extend_from_slice(&w.local_header_streamed(&op.inner_zip_meta(z).0)?);
+            nest = Some((z, ZipWriter::new(), Vec::new(), z.members));
+        }
+        match &mut nest {
+            Some((_, zw, buf, _)) => write_done(zw, buf, done, &mut stats, &mut rows)?,
+            None => write_done(&mut w, &mut out, done, &mut stats, &mut rows)?,
+        }
+        if let Some((z, zw, mut buf, left)) = nest.take() {
+            if left > 1 {
+                nest = Some((z, zw, buf, left - 1));
                 continue;
             }
-        };
-        out.extend_from_slice(&w.local_header(&p.output.meta)?);
-        out.extend_from_slice(&p.output.data);
-        w.end_entry(p.output.data.len() as u64)?;
-        stats.raw += p.output.raw as u64;
-        stats.exports.extend(p.exports);
-        rows.extend(p.manifest);
+            buf.extend_from_slice(&zw.finish(b"")?);
+            let mut d = StreamDeflater::new(op.inner_zip_meta(z).1, op.has_manifest());
+            out.extend_from_slice(&d.push(&buf));
+            let (tail, done) = d.finish();
+            out.extend_from_slice(&tail);
+            out.extend_from_slice(&w.end_streamed(
+                done.crc32,
+                done.compressed,
+                done.uncompressed,
+            )?);
+            stats.entries += 1;
+            if let Some(sha256) = done.sha256 {
+                rows.push(ManifestRow {
+                    path: z.path.clone(),
+                    size: done.uncompressed,
+                    sha256,
+                });
+            }
+        }
     }
     let missing = op.missing_exports(&stats.exports)?;
     stats.exports.extend(missing);
@@ -137,6 +157,33 @@ fn read_patch_files(
             .find(|(p, _)| p == path)
             .map(|(_, t)| t.as_str())
     })?;
+    Ok(())
+}
+
+/// Writes one finished entry with `w` into `out`, counting it.
+fn write_done(
+    w: &mut ZipWriter,
+    out: &mut Vec<u8>,
+    done: Done,
+    stats: &mut RewriteStats,
+    rows: &mut Vec<ManifestRow>,
+) -> Result<(), EntryError> {
+    stats.entries += 1;
+    let p = match done {
+        Done::Entry(p) => p,
+        Done::Streamed(meta, data, s) => {
+            out.extend_from_slice(&w.local_header_streamed(&meta)?);
+            out.extend_from_slice(&data);
+            out.extend_from_slice(&w.end_streamed(s.crc32, s.compressed, s.uncompressed)?);
+            return Ok(());
+        }
+    };
+    out.extend_from_slice(&w.local_header(&p.output.meta)?);
+    out.extend_from_slice(&p.output.data);
+    w.end_entry(p.output.data.len() as u64)?;
+    stats.raw += p.output.raw as u64;
+    stats.exports.extend(p.exports);
+    rows.extend(p.manifest);
     Ok(())
 }
 

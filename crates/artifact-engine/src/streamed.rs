@@ -229,3 +229,74 @@ impl EntryStreamer {
         Ok((Bytes::from(out), summary))
     }
 }
+
+/// Deflates bytes as they are produced (a zip entry made by a `zip` step: its members
+/// are written into it one after another), counting the CRC-32, both sizes and, when
+/// asked, the SHA-256 of what goes in. Memory is the deflate window plus what one
+/// `push` returns.
+pub struct StreamDeflater {
+    enc: DeflateEncoder<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    sha: Option<sha2::Sha256>,
+    n_in: u64,
+    n_out: u64,
+}
+
+/// What a [`StreamDeflater`] wrote, once finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deflated {
+    /// CRC-32 of the bytes pushed.
+    pub crc32: u32,
+    /// Bytes pushed.
+    pub uncompressed: u64,
+    /// Deflated bytes returned.
+    pub compressed: u64,
+    /// SHA-256 (hex) of the bytes pushed, when asked for.
+    pub sha256: Option<String>,
+}
+
+impl StreamDeflater {
+    /// A deflater at `level` (0-9), hashing what goes in when `sha256`.
+    pub fn new(level: u32, sha256: bool) -> Self {
+        StreamDeflater {
+            enc: DeflateEncoder::new(Vec::new(), Compression::new(level)),
+            crc: crc32fast::Hasher::new(),
+            sha: sha256.then(<sha2::Sha256 as sha2::Digest>::new),
+            n_in: 0,
+            n_out: 0,
+        }
+    }
+
+    /// Deflates `data`; returns the compressed bytes ready so far.
+    pub fn push(&mut self, data: &[u8]) -> Bytes {
+        self.crc.update(data);
+        if let Some(sha) = &mut self.sha {
+            sha2::Digest::update(sha, data);
+        }
+        self.n_in += data.len() as u64;
+        self.enc
+            .write_all(data)
+            .expect("writing to a Vec cannot fail");
+        self.drain()
+    }
+
+    /// The last compressed bytes, and the totals.
+    pub fn finish(mut self) -> (Bytes, Deflated) {
+        self.enc.try_finish().expect("writing to a Vec cannot fail");
+        let tail = self.drain();
+        let sha256 = self.sha.map(|s| hex::encode(sha2::Digest::finalize(s)));
+        let done = Deflated {
+            crc32: self.crc.finalize(),
+            uncompressed: self.n_in,
+            compressed: self.n_out,
+            sha256,
+        };
+        (tail, done)
+    }
+
+    fn drain(&mut self) -> Bytes {
+        let out = Bytes::from(std::mem::take(self.enc.get_mut()));
+        self.n_out += out.len() as u64;
+        out
+    }
+}

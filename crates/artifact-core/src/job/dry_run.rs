@@ -144,7 +144,7 @@ fn output_dry_run(
             let original = trace.decided.as_ref().ok().and_then(|d| d.as_ref());
             let found = |ep: &EntryPlan| kept.get(&(s, i, ep.name.as_str())).copied();
             let fate = |ep: Option<&EntryPlan>| match ep.and_then(found) {
-                Some(ep) => (kept_fate(op, ep, e.method), Some(ep.name.clone()), None),
+                Some(ep) => (kept_fate(op, ep, e.method), Some(output_path(op, ep)), None),
                 None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
             };
             for (fate, path, reason) in
@@ -191,6 +191,14 @@ fn output_dry_run(
             .collect(),
         entries,
         counts,
+    }
+}
+
+/// Where a kept entry lands: its path, or `zip:member` inside a zip a `zip` step makes.
+fn output_path(op: &OutputPlan, ep: &EntryPlan) -> String {
+    match ep.inner.and_then(|step| op.zip_path(step)) {
+        Some(zip) => format!("{zip}:{}", ep.name),
+        None => ep.name.clone(),
     }
 }
 

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
-use artifact_engine::plan::{layout_output_entries, EntryInfo, OutputPlan, Plan, Planned};
+use artifact_engine::plan::{
+    layout_output_entries, EntryInfo, InnerZip, OutputPlan, Plan, Planned,
+};
 use artifact_engine::streamed::streamable;
 
 use super::InputRef;
@@ -35,6 +37,8 @@ pub(crate) struct Decided {
     pub dropped: u64,
     /// How many input entries each step of the output matched.
     pub step_hits: Vec<u64>,
+    /// The zip entries `zip` steps make, and where their members are in `planned`.
+    pub inner: Vec<InnerZip>,
 }
 
 /// Decides output `op` over `inputs`; errors name the output (clashes) or the input
@@ -91,6 +95,7 @@ pub(crate) fn decide(
         wants,
         dropped: layout.dropped,
         step_hits: layout.step_hits,
+        inner: layout.inner,
     })
 }
 

@@ -133,6 +133,14 @@ pub async fn write_output(
     let settings = ctx.settings;
     let decided = decide::decide(op, inputs, settings, out_err)?;
     let planned = decided.planned.len();
+    let zips: Vec<_> = decided
+        .inner
+        .iter()
+        .map(|z| {
+            let (meta, level) = op.inner_zip_meta(z);
+            (z.clone(), meta, level)
+        })
+        .collect();
 
     // Read: every input's wanted entries, in order, within the budgets.
     let budgets = Budgets::new(settings.read_budget, settings.transform_budget);
@@ -197,7 +205,8 @@ pub async fn write_output(
             OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
         }
     }
-    .with_clock(ctx.clock.clone());
+    .with_clock(ctx.clock.clone())
+    .with_zips(zips, op.has_manifest());
     while let Some(item) = processed.next().await {
         let item = item?;
         if writer.should_checkpoint(&item) {

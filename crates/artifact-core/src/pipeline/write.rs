@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use artifact_engine::entry::{extras, ManifestRow};
-use artifact_engine::plan::{Export, Plan};
-use artifact_engine::zip::ZipWriter;
+use artifact_engine::plan::{Export, InnerZip, Plan};
+use artifact_engine::streamed::StreamDeflater;
+use artifact_engine::zip::{EntryMeta, ZipWriter};
 use artifact_engine::ZipError;
 use bytes::Bytes;
 
@@ -53,6 +54,23 @@ pub(super) struct OutputWriter<'a> {
     exports: Vec<Export>,
     rows: Vec<ManifestRow>,
     clock: Option<Arc<Clock>>,
+    /// The zip entries `zip` steps make, with their headers and deflate levels.
+    zips: Vec<(InnerZip, EntryMeta, u32)>,
+    /// Zip entries are listed in the manifest.
+    manifest: bool,
+    /// The zip entry being filled, if one is open.
+    nest: Option<Nest>,
+}
+
+/// A zip entry being written: its members go through its own writer, and its bytes
+/// are deflated (on the pool) on their way into the output.
+struct Nest {
+    zip: ZipWriter,
+    path: String,
+    /// `None` only while it works on the pool.
+    deflate: Option<StreamDeflater>,
+    /// Members still to come.
+    left: usize,
 }
 
 impl<'a> OutputWriter<'a> {
@@ -78,7 +96,18 @@ impl<'a> OutputWriter<'a> {
             exports: Vec::new(),
             rows: Vec::new(),
             clock: None,
+            zips: Vec::new(),
+            manifest: false,
+            nest: None,
         }
+    }
+
+    /// Writes the zip entries `zips` (their members are the planned entries from
+    /// `first` on), listing them in the manifest when `manifest`.
+    pub fn with_zips(mut self, zips: Vec<(InnerZip, EntryMeta, u32)>, manifest: bool) -> Self {
+        self.zips = zips;
+        self.manifest = manifest;
+        self
     }
 
     /// A writer that goes on from a checkpoint's `progress` (the sink resumed from
@@ -113,6 +142,10 @@ impl<'a> OutputWriter<'a> {
         let Some(clock) = &self.clock else {
             return false;
         };
+        if self.nest.is_some() {
+            // A zip entry is written whole within one invocation.
+            return false;
+        }
         let next_entry = match next {
             Out::Entry(..) => 0,
             Out::BigStart(b) => b.meta.compressed_size,
@@ -181,10 +214,100 @@ impl<'a> OutputWriter<'a> {
     }
 
     async fn put(&mut self, b: Bytes) -> Result<(), JobError> {
+        let b = self.deflate_nested(b).await?;
+        if b.is_empty() {
+            return Ok(());
+        }
         if let Some(clock) = &self.clock {
             clock.wrote(b.len() as u64);
         }
         self.sink.write(b).await.map_err(|e| self.out_err(e))
+    }
+
+    /// `b` as it goes into the output: deflated on the pool when it belongs to the
+    /// open zip entry (what the deflater has ready, possibly nothing), else as is.
+    async fn deflate_nested(&mut self, b: Bytes) -> Result<Bytes, JobError> {
+        let Some(n) = &mut self.nest else {
+            return Ok(b);
+        };
+        let mut d = n
+            .deflate
+            .take()
+            .expect("the deflater is back after each push");
+        let done = on_pool(&self.pool, move || {
+            let out = d.push(&b);
+            (d, out)
+        })
+        .await
+        .map_err(|panic| JobError::Internal(format!("deflating a zip entry panicked: {panic}")))?;
+        let (d, out) = done;
+        self.nest.as_mut().expect("open").deflate = Some(d);
+        Ok(out)
+    }
+
+    /// The writer the next entry goes through: the open zip entry's, or the output's.
+    fn target(&mut self) -> &mut ZipWriter {
+        match &mut self.nest {
+            Some(n) => &mut n.zip,
+            None => &mut self.zip,
+        }
+    }
+
+    /// Opens the zip entry whose first member is the next planned entry, if any.
+    async fn open_zip(&mut self) -> Result<(), JobError> {
+        let next = (self.raw + self.transformed) as usize;
+        let Some((z, meta, level)) = self.zips.iter().find(|(z, _, _)| z.first == next) else {
+            return Ok(());
+        };
+        let (path, members, level) = (z.path.clone(), z.members, *level);
+        let h = self
+            .zip
+            .local_header_streamed(meta)
+            .map_err(|e| self.out_err(e))?;
+        self.put(h).await?;
+        self.nest = Some(Nest {
+            zip: ZipWriter::new(),
+            path,
+            deflate: Some(StreamDeflater::new(level, self.manifest)),
+            left: members,
+        });
+        Ok(())
+    }
+
+    /// After an entry: closes the open zip entry when that was its last member (its
+    /// central directory, the rest of its deflate stream, then its data descriptor).
+    async fn member_done(&mut self) -> Result<(), JobError> {
+        let Some(n) = &mut self.nest else {
+            return Ok(());
+        };
+        n.left -= 1;
+        if n.left > 0 {
+            return Ok(());
+        }
+        let inner = std::mem::replace(&mut n.zip, ZipWriter::new());
+        let trailer = inner.finish(b"").map_err(|e| self.out_err(e))?;
+        self.put(trailer).await?;
+        let n = self.nest.take().expect("open above");
+        let d = n.deflate.expect("the deflater is back");
+        let (tail, done) = on_pool(&self.pool, move || d.finish())
+            .await
+            .map_err(|panic| {
+                JobError::Internal(format!("deflating a zip entry panicked: {panic}"))
+            })?;
+        self.put(tail).await?;
+        let descriptor = self
+            .zip
+            .end_streamed(done.crc32, done.compressed, done.uncompressed)
+            .map_err(|e| self.out_err(e))?;
+        self.put(descriptor).await?;
+        if let Some(sha256) = done.sha256 {
+            self.rows.push(ManifestRow {
+                path: n.path,
+                size: done.uncompressed,
+                sha256,
+            });
+        }
+        Ok(())
     }
 
     /// Writes one item.
@@ -192,15 +315,16 @@ impl<'a> OutputWriter<'a> {
         match item {
             Out::InputDone => self.inputs_done += 1,
             Out::Entry(p, permit) => {
+                self.open_zip().await?;
                 let o = p.output;
                 let h = self
-                    .zip
+                    .target()
                     .local_header(&o.meta)
                     .map_err(|e| self.out_err(e))?;
                 let n = o.data.len() as u64;
                 self.put(h).await?;
                 self.put(o.data).await?;
-                self.zip.end_entry(n).map_err(|e| self.out_err(e))?;
+                self.target().end_entry(n).map_err(|e| self.out_err(e))?;
                 if o.raw {
                     self.raw += 1
                 } else {
@@ -210,20 +334,28 @@ impl<'a> OutputWriter<'a> {
                 self.rows.extend(p.manifest);
                 drop(permit);
                 self.entry_done();
+                self.member_done().await?;
             }
             Out::BigStart(b) => {
+                self.open_zip().await?;
                 let h = if b.transform.is_some() {
-                    self.zip.local_header_streamed(&b.meta)
+                    self.target().local_header_streamed(&b.meta)
                 } else {
-                    self.zip.local_header(&b.meta)
+                    self.target().local_header(&b.meta)
                 };
                 self.put(h.map_err(|e| self.out_err(e))?).await?;
                 self.big = Some((*b, 0));
             }
             Out::Data(b) if self.streaming() => self.streamed_data(b).await?,
             Out::Data(b) => self.big_data(b).await?,
-            Out::End if self.streaming() => self.streamed_end().await?,
-            Out::End => self.big_end()?,
+            Out::End if self.streaming() => {
+                self.streamed_end().await?;
+                self.member_done().await?;
+            }
+            Out::End => {
+                self.big_end()?;
+                self.member_done().await?;
+            }
         }
         Ok(())
     }
@@ -232,7 +364,19 @@ impl<'a> OutputWriter<'a> {
     async fn big_data(&mut self, b: Bytes) -> Result<(), JobError> {
         let (mut entry, written) = self.big.take().expect("data follows a BigStart");
         let n = b.len() as u64;
-        if let Some(mut check) = entry.check.take() {
+        if self.nest.is_some() {
+            // Inside a zip entry the bytes are deflated first: check, then write.
+            if let Some(mut check) = entry.check.take() {
+                let data = b.clone();
+                let checked = on_pool(&self.pool, move || check.update(&data).map(|_| check))
+                    .await
+                    .map_err(|panic| {
+                        JobError::Internal(format!("checking an entry panicked: {panic}"))
+                    })?;
+                entry.check = Some(checked.map_err(|e| self.input_err(entry.input, e))?);
+            }
+            self.put(b).await?;
+        } else if let Some(mut check) = entry.check.take() {
             let data = b.clone();
             let update = on_pool(&self.pool, move || check.update(&data).map(|_| check));
             let (checked, sent) = tokio::join!(update, self.sink.write(b));
@@ -285,7 +429,7 @@ impl<'a> OutputWriter<'a> {
         let (tail, summary) = done.map_err(|e| self.entry_err(entry.input, e))?;
         self.put(tail).await?;
         let descriptor = self
-            .zip
+            .target()
             .end_streamed(summary.crc32, summary.compressed, summary.uncompressed)
             .map_err(|e| self.out_err(e))?;
         self.put(descriptor).await?;
@@ -302,7 +446,9 @@ impl<'a> OutputWriter<'a> {
     /// A large entry ended: its size is final, its checker must agree.
     fn big_end(&mut self) -> Result<(), JobError> {
         let (entry, written) = self.big.take().expect("end follows a BigStart");
-        self.zip.end_entry(written).map_err(|e| self.out_err(e))?;
+        self.target()
+            .end_entry(written)
+            .map_err(|e| self.out_err(e))?;
         if let Some(check) = entry.check {
             let sha256 = check.finish().map_err(|e| self.input_err(entry.input, e))?;
             if entry.sha {

@@ -143,6 +143,7 @@ pub(super) fn step_kind(s: &StepSpec) -> &'static str {
         StepSpec::Merge(_) => "merge",
         StepSpec::Add(_) => "add",
         StepSpec::Copy(_) => "copy",
+        StepSpec::Zip(_) => "zip",
         StepSpec::Manifest(_) => "manifest",
         StepSpec::Export(_) => "export",
         StepSpec::Pack(_) => "pack",
@@ -165,6 +166,7 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
         StepSpec::Merge(m) => compile_edit::merge(at, m, env),
         StepSpec::Add(a) => compile_add(at, a, env),
         StepSpec::Copy(c) => compile_copy(at, c, env),
+        StepSpec::Zip(z) => compile_zip(at, z, env),
         StepSpec::Manifest(m) => compile_manifest(at, m),
         StepSpec::Export(e) => compile_export(at, e),
         StepSpec::Pack(p) => compile_pack(at, p),
@@ -323,6 +325,26 @@ fn compile_copy(at: &str, c: &spec::CopySpec, env: &StepEnv<'_>) -> Result<Step,
         from: from.clone(),
         to,
         optional: c.optional,
+    })
+}
+
+fn compile_zip(at: &str, z: &spec::ZipSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
+    let to_at = format!("{at}.zip.to");
+    let to = added_file_path(&to_at, &template_str(&z.to, env.vars, env.strict, &to_at)?)?;
+    let strip = match &z.strip_prefix {
+        Some(p) if p.is_empty() || p.starts_with('/') => {
+            return Err(perr(
+                format!("{at}.zip.strip_prefix"),
+                "must be a relative path prefix such as \"services/api/\"",
+            ))
+        }
+        p => p.clone(),
+    };
+    Ok(Step::Zip {
+        globs: compile_globs(&format!("{at}.zip.files"), &z.files)?,
+        to,
+        strip,
+        optional: z.optional,
     })
 }
 

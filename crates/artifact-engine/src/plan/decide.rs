@@ -33,6 +33,9 @@ pub struct EntryPlan {
     pub hash: bool,
     /// A raw copy must still be inflated to check its CRC-32 and size.
     pub verify: bool,
+    /// `Some(step)` when the entry is a member of the zip entry that `zip` step `step`
+    /// makes ([`super::InnerZip`]); `name` is then its path inside that zip.
+    pub inner: Option<usize>,
     /// `Some(mode)` when the entry is a symbolic link (planned with
     /// [`OutputPlan::decide_kind`] or [`layout_output_kinds`]), with the plan's
     /// `symlinks` mode: such an entry has no content steps, exports or forced
@@ -127,6 +130,7 @@ impl EntryPlan {
             hash: false,
             verify,
             symlink,
+            inner: None,
         }
     }
 
@@ -290,6 +294,12 @@ impl OutputPlan {
                     }
                     return self.walk_copies(made, trace, copies).map(|()| None);
                 }
+                Verdict::Packed => {
+                    // A member: no later step sees it.
+                    record(i);
+                    d.plan.inner = Some(i);
+                    break;
+                }
             }
         }
         let kept = self.finish(d)?;
@@ -357,7 +367,8 @@ impl OutputPlan {
                 }
             }
         }
-        ep.hash = self.manifest && !kind.is_dir();
+        // A member is listed in the manifest through its zip.
+        ep.hash = self.manifest && !kind.is_dir() && ep.inner.is_none();
         ep.name = path;
         Ok(Some(ep))
     }
@@ -385,6 +396,8 @@ enum Verdict {
     Dropped { matched: bool },
     /// A `copy` step matched: the entry goes on, and so do its copies.
     Copied,
+    /// A `zip` step matched: the entry is a member of its zip, at its new path.
+    Packed,
 }
 
 impl Deciding {
@@ -459,6 +472,19 @@ impl Deciding {
             Step::Pack { .. } => {
                 self.packed(s);
                 Verdict::Matched
+            }
+            Step::Zip { globs, strip, .. } => {
+                if !self.matches(globs) {
+                    return Ok(Verdict::Skipped);
+                }
+                if let Some(rest) = strip.as_deref().and_then(|p| self.path.strip_prefix(p)) {
+                    if rest.is_empty() {
+                        // The prefix directory itself.
+                        return Ok(Verdict::Dropped { matched: true });
+                    }
+                    self.path = rest.to_string();
+                }
+                Verdict::Packed
             }
             Step::Copy { from, .. } => {
                 if is_dir || from != &self.path {

@@ -31,6 +31,9 @@ pub struct OutputLayout {
     pub dropped: u64,
     /// How many input entries each step of the output matched (by step index).
     pub step_hits: Vec<u64>,
+    /// The zip entries `zip` steps make, each with its members (consecutive in
+    /// `entries`), in output order.
+    pub inner: Vec<super::InnerZip>,
 }
 
 /// Decides every entry of an output before data moves, applying the conflict rule.
@@ -89,8 +92,8 @@ pub fn layout_output_entries(
         op,
         sources,
         entries: Vec::new(),
-        by_name: HashMap::new(),
-        by_case: CaseIndex::new(),
+        spaces: HashMap::new(),
+        zip_sources: HashMap::new(),
         dropped: 0,
     };
     let mut step_hits = vec![0u64; op.step_count()];
@@ -124,24 +127,43 @@ pub fn layout_output_entries(
             }
         }
     }
-    b.add_extras()?;
-    b.check_under_links()?;
+    let zips = b.inner_zip_paths();
+    for (_, path) in &zips {
+        b.claim_added(path, "zip")?;
+    }
+    for e in op.extras() {
+        let (Extra::Add { path, .. } | Extra::Manifest { path }) = e;
+        b.claim_added(path, "added file")?;
+    }
+    b.check_under_links(&zips)?;
+    let size = |p: &Planned| sources[p.source][p.entry].size;
+    let (entries, inner) = super::nested::group(b.entries.into_iter().flatten(), &zips, size);
     Ok(OutputLayout {
-        entries: b.entries.into_iter().flatten().collect(),
+        entries,
         dropped: b.dropped,
         step_hits,
+        inner,
     })
 }
 
-/// The state of [`layout_output`]: entries kept so far (`None` once replaced), by
-/// exact name and by case-folded name (`None` tags an added file).
+/// The state of [`layout_output`]: entries kept so far (`None` once replaced), and
+/// the names of each namespace (the output's, or one inner zip's).
 struct LayoutBuilder<'a> {
     op: &'a OutputPlan,
     sources: &'a [Vec<EntryInfo<'a>>],
     entries: Vec<Option<Planned>>,
+    spaces: HashMap<Option<usize>, Names>,
+    /// The source each zip entry's members come from, by `zip` step.
+    zip_sources: HashMap<usize, usize>,
+    dropped: u64,
+}
+
+/// The paths of one namespace: by exact name and by case-folded name (`None` tags an
+/// added file or a zip entry).
+#[derive(Default)]
+struct Names {
     by_name: HashMap<String, usize>,
     by_case: CaseIndex<Option<usize>>,
-    dropped: u64,
 }
 
 impl LayoutBuilder<'_> {
@@ -154,8 +176,30 @@ impl LayoutBuilder<'_> {
     }
 
     fn add_entry(&mut self, new: Planned) -> Result<(), String> {
+        if let Some(step) = new.plan.inner {
+            // Inputs are read one after another: a zip's members come from one.
+            let first = *self.zip_sources.entry(step).or_insert(new.source);
+            if first != new.source {
+                return Err(format!(
+                    "the zip {:?} would take entries from inputs {:?} and {:?} (entry {}); \
+                     a zip step packs entries of one input: narrow its `files`",
+                    self.op.zip_path(step).unwrap_or_default(),
+                    self.op.sources[first].input_name,
+                    self.op.sources[new.source].input_name,
+                    self.describe(&new)
+                ));
+            }
+        }
         let is_dir = self.sources[new.source][new.entry].kind.is_dir();
-        if let Some(&prev) = self.by_name.get(&new.plan.name) {
+        let space = new.plan.inner;
+        let prev = self
+            .spaces
+            .entry(space)
+            .or_default()
+            .by_name
+            .get(&new.plan.name)
+            .copied();
+        if let Some(prev) = prev {
             let p = self.entries[prev]
                 .as_ref()
                 .expect("indexed entries are present");
@@ -181,7 +225,8 @@ impl LayoutBuilder<'_> {
             }
         }
         let at = self.entries.len();
-        if let Some((other, Some(i))) = self.by_case.insert(&new.plan.name, Some(at)) {
+        let names = self.spaces.get_mut(&space).expect("made above");
+        if let Some((other, Some(i))) = names.by_case.insert(&new.plan.name, Some(at)) {
             if !self.op.name_rules.allow_case_duplicates {
                 let p = self.entries[i]
                     .as_ref()
@@ -195,82 +240,101 @@ impl LayoutBuilder<'_> {
                 ));
             }
         }
-        self.by_name.insert(new.plan.name.clone(), at);
+        names.by_name.insert(new.plan.name.clone(), at);
         self.entries.push(Some(new));
         Ok(())
     }
 
-    /// Refuses an entry or added file whose path lies under a kept link's path,
-    /// compared without letter case (a case-insensitive file system extracts `D/x`
-    /// through a link `d`).
-    fn check_under_links(&self) -> Result<(), String> {
-        let links: HashMap<String, &Planned> = self
-            .entries
-            .iter()
-            .flatten()
-            .filter(|p| p.plan.symlink.is_some())
-            .map(|p| (fold_case(p.plan.name.trim_end_matches('/')), p))
-            .collect();
-        if links.is_empty() {
-            return Ok(());
-        }
-        let under = |path: &str| {
-            let path = fold_case(path);
-            path.match_indices('/')
-                .find_map(|(at, _)| links.get(&path[..at]).copied())
-        };
-        for p in self.entries.iter().flatten() {
-            if let Some(l) = under(&p.plan.name) {
-                return Err(format!(
-                    "entry {} would be written as {:?}, under the symbolic link {:?} (entry {}): \
-                     extracting it would write wherever the link points",
-                    self.describe(p),
-                    p.plan.name,
-                    l.plan.name,
-                    self.describe(l)
-                ));
+    /// Refuses an entry, added file or zip entry whose path lies under a kept link's
+    /// path in the same archive (the output, or one inner zip), compared without
+    /// letter case (a case-insensitive file system extracts `D/x` through a link `d`).
+    fn check_under_links(&self, zips: &[(usize, String)]) -> Result<(), String> {
+        let mut spaces: Vec<Option<usize>> = vec![None];
+        spaces.extend(zips.iter().map(|(step, _)| Some(*step)));
+        for space in spaces {
+            let in_space = || {
+                self.entries
+                    .iter()
+                    .flatten()
+                    .filter(move |p| p.plan.inner == space)
+            };
+            let links: HashMap<String, &Planned> = in_space()
+                .filter(|p| p.plan.symlink.is_some())
+                .map(|p| (fold_case(p.plan.name.trim_end_matches('/')), p))
+                .collect();
+            if links.is_empty() {
+                continue;
             }
-        }
-        for e in self.op.extras() {
-            let (Extra::Add { path, .. } | Extra::Manifest { path }) = e;
-            if let Some(l) = under(path) {
-                return Err(format!(
-                    "added file {path:?} would be written under the symbolic link {:?} (entry \
-                     {}): extracting it would write wherever the link points",
-                    l.plan.name,
-                    self.describe(l)
-                ));
+            let under = |path: &str| {
+                let path = fold_case(path);
+                path.match_indices('/')
+                    .find_map(|(at, _)| links.get(&path[..at]).copied())
+            };
+            for p in in_space() {
+                if let Some(l) = under(&p.plan.name) {
+                    return Err(format!(
+                        "entry {} would be written as {:?}, under the symbolic link {:?} \
+                         (entry {}): extracting it would write wherever the link points",
+                        self.describe(p),
+                        p.plan.name,
+                        l.plan.name,
+                        self.describe(l)
+                    ));
+                }
+            }
+            if space.is_some() {
+                continue;
+            }
+            let added = self.op.extras().into_iter().map(|e| match e {
+                Extra::Add { path, .. } | Extra::Manifest { path } => ("added file", path),
+            });
+            let made = zips.iter().map(|(_, p)| ("zip", p.as_str()));
+            for (what, path) in added.chain(made) {
+                if let Some(l) = under(path) {
+                    return Err(format!(
+                        "{what} {path:?} would be written under the symbolic link {:?} (entry \
+                         {}): extracting it would write wherever the link points",
+                        l.plan.name,
+                        self.describe(l)
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    fn add_extras(&mut self) -> Result<(), String> {
-        for e in self.op.extras() {
-            let p = match e {
-                Extra::Add { path, .. } | Extra::Manifest { path } => path,
-            };
-            if let Some(&i) = self.by_name.get(p) {
-                match self.op.on_conflict {
-                    OnConflict::Error => return Err(format!("added file {p:?} is also an entry of the output (set \"on_conflict\": \"last\" to replace it)")),
-                    OnConflict::First => return Err(format!("added file {p:?} is also an entry of the output; \"first\" would drop the added file: rename it")),
-                    OnConflict::Last => {
-                        self.entries[i] = None;
-                        self.dropped += 1;
-                    }
+    /// The path of each zip entry that has members, by its step, in step order.
+    fn inner_zip_paths(&self) -> Vec<(usize, String)> {
+        let mut steps: Vec<usize> = self.spaces.keys().flatten().copied().collect();
+        steps.sort_unstable();
+        steps
+            .into_iter()
+            .filter_map(|step| Some((step, self.op.zip_path(step)?.to_string())))
+            .collect()
+    }
+
+    /// Claims `path` in the output for an added file or a zip entry (`what`): an
+    /// entry of the same path follows `on_conflict` ("last" replaces it), a case clash
+    /// follows the name rules.
+    fn claim_added(&mut self, p: &str, what: &str) -> Result<(), String> {
+        let names = self.spaces.entry(None).or_default();
+        if let Some(&i) = names.by_name.get(p) {
+            match self.op.on_conflict {
+                OnConflict::Error => return Err(format!("{what} {p:?} is also an entry of the output (set \"on_conflict\": \"last\" to replace it)")),
+                OnConflict::First => return Err(format!("{what} {p:?} is also an entry of the output; \"first\" would drop the {what}: rename it")),
+                OnConflict::Last => {
+                    self.entries[i] = None;
+                    self.dropped += 1;
                 }
             }
-            let clash = self.by_case.insert(p, None);
-            if let (Some((other, tag)), false) = (clash, self.op.name_rules.allow_case_duplicates) {
-                let whose = match tag.and_then(|i| self.entries[i].as_ref()) {
-                    Some(q) => format!(" (written for entry {})", self.describe(q)),
-                    None => String::new(),
-                };
-                return Err(format!(
-                    "added file {p:?} {}{whose}",
-                    case_clash_why(&other)
-                ));
-            }
+        }
+        let clash = names.by_case.insert(p, None);
+        if let (Some((other, tag)), false) = (clash, self.op.name_rules.allow_case_duplicates) {
+            let whose = match tag.and_then(|i| self.entries[i].as_ref()) {
+                Some(q) => format!(" (written for entry {})", self.describe(q)),
+                None => String::new(),
+            };
+            return Err(format!("{what} {p:?} {}{whose}", case_clash_why(&other)));
         }
         Ok(())
     }
@@ -324,6 +388,9 @@ impl OutputPlan {
                 } | Step::Copy {
                     optional: false,
                     ..
+                } | Step::Zip {
+                    optional: false,
+                    ..
                 }
             )
     }
@@ -359,7 +426,15 @@ impl OutputPlan {
                      renamed or dropped entries); set \"optional\": true if it may be absent"
                 ),
             ),
-            _ => unreachable!("only content, export and copy steps must match"),
+            Step::Zip { globs, .. } => perr(
+                format!("{field}.files"),
+                format!(
+                    "matched no entry of {whose} (files {:?}); set \"optional\": true if \
+                     the subtree may be absent",
+                    globs.written()
+                ),
+            ),
+            _ => unreachable!("only content, export, copy and zip steps must match"),
         }
     }
 }

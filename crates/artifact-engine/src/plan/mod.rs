@@ -21,6 +21,7 @@ pub mod custom;
 mod decide;
 pub mod glob;
 mod layout;
+mod nested;
 mod parse;
 mod patch_files;
 pub mod spec;
@@ -45,6 +46,7 @@ use glob::Globs;
 pub use layout::{
     layout_output, layout_output_entries, layout_output_kinds, OutputLayout, Planned,
 };
+pub use nested::InnerZip;
 pub use parse::PlanFile;
 pub use patch_files::PatchFile;
 use spec::Format;
@@ -205,6 +207,14 @@ enum Step {
         from: String,
         to: Vec<String>,
         /// `from` may be absent (`"optional": true`).
+        optional: bool,
+    },
+    /// Matching entries become members of a new zip entry at `to`.
+    Zip {
+        globs: Globs,
+        to: String,
+        strip: Option<String>,
+        /// May match no entry.
         optional: bool,
     },
     Manifest {

@@ -212,6 +212,8 @@ pub enum StepSpec {
     Add(AddSpec),
     /// Copy an entry to one or more new paths.
     Copy(CopySpec),
+    /// Pack matching entries into a new zip entry (a nested archive).
+    Zip(ZipSpec),
     /// Add a JSON manifest listing every entry written before it (path, size, sha256).
     Manifest(ManifestSpec),
     /// Publish a value read from an entry as a CodePipeline output variable.

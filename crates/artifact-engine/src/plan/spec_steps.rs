@@ -294,6 +294,28 @@ pub struct CopySpec {
     pub optional: bool,
 }
 
+/// Packing a subtree into a zip entry of its own, e.g. one Lambda function's code out
+/// of a monorepo artifact. Matching entries leave the output's tree and become the
+/// members of a new zip entry at `to` (written stored, so its members are raw copies
+/// or their transformed bytes, streamed), under their path with `strip_prefix`
+/// removed; steps after this one see only the new entry.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ZipSpec {
+    /// Globs of the entries to pack, e.g. `["services/api/"]`.
+    pub files: Vec<String>,
+    /// Path of the new zip entry, e.g. `"services/api.zip"` (templated with `${NAME}`).
+    pub to: String,
+    /// Removed from the members' paths where present, e.g. `"services/api/"` (the
+    /// directory entry of the prefix itself is left out).
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+    /// Let the step match no entry (no zip is written then). By default a zip step
+    /// that matches nothing fails the job before data moves.
+    #[serde(default)]
+    pub optional: bool,
+}
+
 /// The manifest file.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

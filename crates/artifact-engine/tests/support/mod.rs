@@ -48,7 +48,7 @@ pub fn run(entries: &[(&str, &str)], json: &str) -> Result<Vec<(String, String)>
         .map(|c| {
             let at = c.header_offset as usize + 30 + c.name.len();
             let data = decompress(&c, &out[at..at + c.compressed_size as usize]).unwrap();
-            (c.name.clone(), String::from_utf8(data).unwrap())
+            (c.name.clone(), String::from_utf8_lossy(&data).into_owned())
         })
         .collect())
 }
