@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 pub(crate) mod decide;
+mod nest;
 mod process;
 mod write;
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use artifact_engine::entry::{extras, ManifestRow};
 use artifact_engine::plan::{Export, InnerZip, Plan};
-use artifact_engine::streamed::StreamDeflater;
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use artifact_engine::ZipError;
 use bytes::Bytes;
 
+use super::nest::{Nest, NestError};
 use super::process::{BigEntry, Out};
 use super::{InputRef, OutputProgress};
 use crate::bridge::on_pool;
@@ -60,17 +60,6 @@ pub(super) struct OutputWriter<'a> {
     manifest: bool,
     /// The zip entry being filled, if one is open.
     nest: Option<Nest>,
-}
-
-/// A zip entry being written: its members go through its own writer, and its bytes
-/// are deflated (on the pool) on their way into the output.
-struct Nest {
-    zip: ZipWriter,
-    path: String,
-    /// `None` only while it works on the pool.
-    deflate: Option<StreamDeflater>,
-    /// Members still to come.
-    left: usize,
 }
 
 impl<'a> OutputWriter<'a> {
@@ -227,28 +216,26 @@ impl<'a> OutputWriter<'a> {
     /// `b` as it goes into the output: deflated on the pool when it belongs to the
     /// open zip entry (what the deflater has ready, possibly nothing), else as is.
     async fn deflate_nested(&mut self, b: Bytes) -> Result<Bytes, JobError> {
-        let Some(n) = &mut self.nest else {
-            return Ok(b);
-        };
-        let mut d = n
-            .deflate
-            .take()
-            .expect("the deflater is back after each push");
-        let done = on_pool(&self.pool, move || {
-            let out = d.push(&b);
-            (d, out)
-        })
-        .await
-        .map_err(|panic| JobError::Internal(format!("deflating a zip entry panicked: {panic}")))?;
-        let (d, out) = done;
-        self.nest.as_mut().expect("open").deflate = Some(d);
-        Ok(out)
+        let pool = self.pool.clone();
+        match &mut self.nest {
+            Some(n) => n.deflate(&pool, b).await.map_err(|e| self.nest_err(e)),
+            None => Ok(b),
+        }
+    }
+
+    fn nest_err(&self, e: NestError) -> JobError {
+        match e {
+            NestError::Zip(z) => self.out_err(z),
+            NestError::Panic(p) => {
+                JobError::Internal(format!("deflating a zip entry panicked: {p}"))
+            }
+        }
     }
 
     /// The writer the next entry goes through: the open zip entry's, or the output's.
     fn target(&mut self) -> &mut ZipWriter {
         match &mut self.nest {
-            Some(n) => &mut n.zip,
+            Some(n) => n.zip(),
             None => &mut self.zip,
         }
     }
@@ -265,36 +252,21 @@ impl<'a> OutputWriter<'a> {
             .local_header_streamed(meta)
             .map_err(|e| self.out_err(e))?;
         self.put(h).await?;
-        self.nest = Some(Nest {
-            zip: ZipWriter::new(),
-            path,
-            deflate: Some(StreamDeflater::new(level, self.manifest)),
-            left: members,
-        });
+        self.nest = Some(Nest::new(path, members, level, self.manifest));
         Ok(())
     }
 
     /// After an entry: closes the open zip entry when that was its last member (its
     /// central directory, the rest of its deflate stream, then its data descriptor).
     async fn member_done(&mut self) -> Result<(), JobError> {
-        let Some(n) = &mut self.nest else {
-            return Ok(());
-        };
-        n.left -= 1;
-        if n.left > 0 {
+        let last = self.nest.as_mut().is_some_and(Nest::member_done);
+        if !last {
             return Ok(());
         }
-        let inner = std::mem::replace(&mut n.zip, ZipWriter::new());
-        let trailer = inner.finish(b"").map_err(|e| self.out_err(e))?;
-        self.put(trailer).await?;
         let n = self.nest.take().expect("open above");
-        let d = n.deflate.expect("the deflater is back");
-        let (tail, done) = on_pool(&self.pool, move || d.finish())
-            .await
-            .map_err(|panic| {
-                JobError::Internal(format!("deflating a zip entry panicked: {panic}"))
-            })?;
-        self.put(tail).await?;
+        let path = n.path.clone();
+        let (last, done) = n.finish(&self.pool).await.map_err(|e| self.nest_err(e))?;
+        self.put(last).await?;
         let descriptor = self
             .zip
             .end_streamed(done.crc32, done.compressed, done.uncompressed)
@@ -302,7 +274,7 @@ impl<'a> OutputWriter<'a> {
         self.put(descriptor).await?;
         if let Some(sha256) = done.sha256 {
             self.rows.push(ManifestRow {
-                path: n.path,
+                path,
                 size: done.uncompressed,
                 sha256,
             });

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
-use super::compile_edit;
 use super::glob::Globs;
 use super::spec::{self, Compression, Missing, Selector, StepSpec};
 use super::template::{check_delimiters, Templater};
+use super::{compile_edit, compile_files};
 use super::{
     perr, structured, text, ContentOp, ExportHow, JobContext, PlanError, Step, StepRegistry,
 };
@@ -35,7 +35,7 @@ pub(super) fn compile_globs(path: &str, globs: &[String]) -> Result<Globs, PlanE
     Globs::new(globs).map_err(|(i, m)| perr(format!("{path}[{i}]"), m))
 }
 
-fn parse_mode(path: &str, s: &str) -> Result<u32, PlanError> {
+pub(super) fn parse_mode(path: &str, s: &str) -> Result<u32, PlanError> {
     u32::from_str_radix(s, 8)
         .ok()
         .filter(|m| *m <= 0o7777)
@@ -164,10 +164,10 @@ pub(super) fn compile_step(at: &str, s: &StepSpec, env: &StepEnv<'_>) -> Result<
         StepSpec::Delete(d) => compile_edit::delete(at, d),
         StepSpec::Append(a) => compile_edit::append(at, a, env),
         StepSpec::Merge(m) => compile_edit::merge(at, m, env),
-        StepSpec::Add(a) => compile_add(at, a, env),
-        StepSpec::Copy(c) => compile_copy(at, c, env),
-        StepSpec::Zip(z) => compile_zip(at, z, env),
-        StepSpec::Manifest(m) => compile_manifest(at, m),
+        StepSpec::Add(a) => compile_files::add(at, a, env),
+        StepSpec::Copy(c) => compile_files::copy(at, c, env),
+        StepSpec::Zip(z) => compile_files::zip(at, z, env),
+        StepSpec::Manifest(m) => compile_files::manifest(at, m),
         StepSpec::Export(e) => compile_export(at, e),
         StepSpec::Pack(p) => compile_pack(at, p),
         StepSpec::Normalize(n) => Ok(Step::Content {
@@ -252,106 +252,6 @@ fn select_inputs(at: &str, names: &[String], ctx: &JobContext) -> Result<Vec<usi
             })
         })
         .collect()
-}
-
-/// A file path written by `add` or `manifest` (field `at`): a valid name, not a directory.
-fn added_file_path(at: &str, path: &str) -> Result<String, PlanError> {
-    validate_name(path).map_err(|w| perr(at, w))?;
-    if path.ends_with('/') {
-        return Err(perr(at, "must be a file path, not a directory"));
-    }
-    Ok(path.to_string())
-}
-
-fn compile_add(at: &str, a: &spec::AddSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
-    let path = added_file_path(&format!("{at}.add.path"), &a.path)?;
-    let data = match (&a.text, &a.base64) {
-        (Some(t), None) => {
-            template_str(t, env.vars, env.strict, &format!("{at}.add.text"))?.into_bytes()
-        }
-        (None, Some(b)) => {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .map_err(|e| perr(format!("{at}.add.base64"), format!("invalid base64: {e}")))?
-        }
-        _ => {
-            return Err(perr(
-                format!("{at}.add"),
-                "give exactly one of `text` and `base64`",
-            ))
-        }
-    };
-    let mode = a
-        .mode
-        .as_deref()
-        .map(|m| parse_mode(&format!("{at}.add.mode"), m))
-        .transpose()?;
-    Ok(Step::Add { path, data, mode })
-}
-
-fn compile_copy(at: &str, c: &spec::CopySpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
-    let fill = |s: &str, field: &str| template_str(s, env.vars, env.strict, field);
-    let from = &fill(&c.from, &format!("{at}.copy.from"))?;
-    validate_name(from).map_err(|w| perr(format!("{at}.copy.from"), w))?;
-    if from.ends_with('/') {
-        return Err(perr(
-            format!("{at}.copy.from"),
-            "must be a file path, not a directory",
-        ));
-    }
-    let to = match &c.to {
-        spec::OneOrMany::One(t) => vec![fill(t, &format!("{at}.copy.to"))?],
-        spec::OneOrMany::Many(v) if !v.is_empty() => v
-            .iter()
-            .enumerate()
-            .map(|(i, t)| fill(t, &format!("{at}.copy.to[{i}]")))
-            .collect::<Result<_, _>>()?,
-        spec::OneOrMany::Many(_) => {
-            return Err(perr(format!("{at}.copy.to"), "needs at least one path"))
-        }
-    };
-    for (i, t) in to.iter().enumerate() {
-        let field = match c.to {
-            spec::OneOrMany::One(_) => format!("{at}.copy.to"),
-            spec::OneOrMany::Many(_) => format!("{at}.copy.to[{i}]"),
-        };
-        added_file_path(&field, t)?;
-        if t == from || to[..i].contains(t) {
-            return Err(perr(field, format!("{t:?} is already a path of this copy")));
-        }
-    }
-    Ok(Step::Copy {
-        from: from.clone(),
-        to,
-        optional: c.optional,
-    })
-}
-
-fn compile_zip(at: &str, z: &spec::ZipSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
-    let to_at = format!("{at}.zip.to");
-    let to = added_file_path(&to_at, &template_str(&z.to, env.vars, env.strict, &to_at)?)?;
-    let strip = match &z.strip_prefix {
-        Some(p) if p.is_empty() || p.starts_with('/') => {
-            return Err(perr(
-                format!("{at}.zip.strip_prefix"),
-                "must be a relative path prefix such as \"services/api/\"",
-            ))
-        }
-        p => p.clone(),
-    };
-    Ok(Step::Zip {
-        globs: compile_globs(&format!("{at}.zip.files"), &z.files)?,
-        to,
-        strip,
-        optional: z.optional,
-    })
-}
-
-fn compile_manifest(at: &str, m: &spec::ManifestSpec) -> Result<Step, PlanError> {
-    Ok(Step::Manifest {
-        path: added_file_path(&format!("{at}.manifest.path"), &m.path)?,
-    })
 }
 
 fn compile_export(at: &str, e: &spec::ExportSpec) -> Result<Step, PlanError> {

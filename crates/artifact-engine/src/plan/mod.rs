@@ -16,9 +16,11 @@
 mod apply;
 mod compile;
 mod compile_edit;
+mod compile_files;
 mod compile_step;
 pub mod custom;
 mod decide;
+mod entry_plan;
 pub mod glob;
 mod layout;
 mod nested;
