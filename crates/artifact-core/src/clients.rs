@@ -138,17 +138,16 @@ impl S3StoreFactory {
         );
         let mut b = aws_sdk_s3::config::Builder::from(&self.base).credentials_provider(provider);
         if let Some(ep) = &self.endpoint {
-            // Unsigned bodies carry a checksum, or nothing would protect them.
-            let checksums = if self.unsigned() {
-                RequestChecksumCalculation::WhenSupported
-            } else {
-                RequestChecksumCalculation::WhenRequired
-            };
             b = b
                 .endpoint_url(ep)
                 .force_path_style(true)
-                .request_checksum_calculation(checksums)
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        if self.unsigned() {
+            // Unsigned bodies carry a checksum, or nothing would protect them (whatever
+            // AWS_REQUEST_CHECKSUM_CALCULATION says).
+            b = b.request_checksum_calculation(RequestChecksumCalculation::WhenSupported);
         }
         aws_sdk_s3::Client::from_conf(b.build())
     }

@@ -135,20 +135,25 @@ fn read_patch_files(
     let find = |path: &str| entries.iter().position(|e| e.name == path && !e.is_dir());
     let wanted = plan.patch_files(|_, path| find(path).is_some())?;
     let mut texts = Vec::new();
-    for (_, path) in &wanted {
+    for (_, path, at) in &wanted {
         let i = find(path).expect("patch_files checked it");
         let e = &entries[i];
-        if e.uncompressed_size > MAX_PATCH_FILE || e.compressed_size > MAX_PATCH_FILE + 1024 {
-            return Err(ZipError::Malformed(format!(
-                "patch file {path:?}: {} bytes; a patch file is at most {MAX_PATCH_FILE}",
-                e.uncompressed_size
-            ))
+        if e.uncompressed_size > MAX_PATCH_FILE || e.compressed_size > MAX_PATCH_FILE + (64 << 10) {
+            return Err(crate::PlanError {
+                path: at.clone(),
+                message: format!(
+                    "patch file {path:?}: {} bytes; at most {MAX_PATCH_FILE} are read",
+                    e.uncompressed_size
+                ),
+            }
             .into());
         }
         let region = bytes.slice(e.header_offset as usize..ends[i] as usize);
         let data = crate::entry::decompress(e, &compressed_data(e, &region)?)?;
-        let text = String::from_utf8(data)
-            .map_err(|_| ZipError::Malformed(format!("patch file {path:?}: not UTF-8 text")))?;
+        let text = String::from_utf8(data).map_err(|_| crate::PlanError {
+            path: at.clone(),
+            message: format!("patch file {path:?}: not UTF-8 text"),
+        })?;
         texts.push((path.clone(), text));
     }
     plan.provide_patch_files(|_, path| {

@@ -38,7 +38,7 @@ pub(super) async fn read_patch_files(
     let wanted = plan
         .patch_files(|input, path| find(input, path).is_some())
         .map_err(JobError::Plan)?;
-    let texts = try_join_all(wanted.iter().map(|(input, path)| async move {
+    let texts = try_join_all(wanted.iter().map(|(input, path, at)| async move {
         let index = &indexes[input];
         let i = find(*input, path).expect("patch_files checked it");
         let a = &job.data.input_artifacts[*input];
@@ -48,7 +48,7 @@ pub(super) async fn read_patch_files(
             .map(|t| ((*input, path.clone()), t))
             .map_err(|err| match err {
                 SmallRead::Plan(message) => JobError::Plan(PlanError {
-                    path: "patch_file".into(),
+                    path: at.clone(),
                     message,
                 }),
                 SmallRead::Input(c) => {

@@ -82,15 +82,16 @@ impl WorkerParts {
             check_plan_pinned(job, f, &plan_etag, &indexes[&i].etag)?;
         }
         resolve_conditions(&mut plan, &indexes);
+        if let Some(l) = &resumed {
+            // Before anything is read from them (patch files included).
+            check_input_etags(job, &l.checkpoint, &indexes)?;
+        }
         read_patch_files(store.as_ref(), job, &mut plan, &indexes).await?;
         let plan = Arc::new(plan);
         stats.add_index(indexing.elapsed());
         stats.set_input_size(indexes.values().map(|i| i.size).sum());
-        if let Some(l) = &resumed {
-            check_input_etags(job, &l.checkpoint, &indexes)?;
-            if let Some(clock) = &clock {
-                prime_clock(clock, l);
-            }
+        if let (Some(l), Some(clock)) = (&resumed, &clock) {
+            prime_clock(clock, l);
         }
         preflight(&plan, &indexes, &settings, |o, cause| {
             let a = &job.data.output_artifacts[o];

@@ -140,6 +140,13 @@ impl<'a> OutputWriter<'a> {
             Out::BigStart(b) => b.meta.compressed_size,
             _ => return false,
         };
+        // A zip entry is written whole: price all of it before opening it.
+        let next_index = (self.raw + self.transformed) as usize;
+        let next_entry = self
+            .zips
+            .iter()
+            .find(|(z, _, _)| z.first == next_index)
+            .map_or(next_entry, |(z, _, _)| z.bytes.max(next_entry));
         // The state object holds the central directory and the pending part, base64.
         let state = (self.zip.central_len() as u64 + self.sink.pending()) * 4 / 3;
         clock.should_checkpoint(self.sink.in_flight(), state, next_entry)

@@ -290,16 +290,17 @@ fn refuse_shared_exports(spec: &PlanSpec, ctx: &JobContext) -> Result<(), PlanEr
     }
 }
 
-/// The (field path, file path) of an `add` or `manifest` step.
+/// The (field path, file path) of an `add`, `manifest` or `zip` step.
 fn added_path(at: &str, step: &Step) -> Option<(String, String)> {
     match step {
         Step::Add { path, .. } => Some((format!("{at}.add.path"), path.clone())),
         Step::Manifest { path } => Some((format!("{at}.manifest.path"), path.clone())),
+        Step::Zip { to, .. } => Some((format!("{at}.zip.to"), to.clone())),
         _ => None,
     }
 }
 
-/// Refuses `add`/`manifest` steps of one output writing the same path (two entries
+/// Refuses `add`/`manifest`/`zip` steps of one output writing the same path (two entries
 /// with one name), or paths differing only in case unless `rules` allow it.
 /// `added` lists (field path, file path) in step order.
 fn check_added_paths(added: &[(String, String)], rules: &NameRules) -> Result<(), PlanError> {

@@ -164,6 +164,8 @@ struct LayoutBuilder<'a> {
 struct Names {
     by_name: HashMap<String, usize>,
     by_case: CaseIndex<Option<usize>>,
+    /// Paths claimed by added files and zip entries.
+    claimed: std::collections::HashSet<String>,
 }
 
 impl LayoutBuilder<'_> {
@@ -327,6 +329,11 @@ impl LayoutBuilder<'_> {
                     self.dropped += 1;
                 }
             }
+        }
+        // Claimed: a later claim of the same path is refused (the compiler refuses
+        // two steps writing one path; this keeps the layout honest on its own).
+        if let Some(prev) = names.claimed.replace(p.to_string()) {
+            return Err(format!("{what} {prev:?} is written twice"));
         }
         let clash = names.by_case.insert(p, None);
         if let (Some((other, tag)), false) = (clash, self.op.name_rules.allow_case_duplicates) {

@@ -27,6 +27,8 @@ pub struct InnerZip {
     pub first: usize,
     /// How many members follow from `first` on (at least one).
     pub members: usize,
+    /// Its members' declared sizes, summed (what writing it costs, roughly).
+    pub bytes: u64,
     /// An upper bound of its size (its members' declared sizes, as transforms may
     /// grow them, plus headers): decides whether its header is ZIP64.
     pub size_hint: u64,
@@ -70,19 +72,17 @@ pub(super) fn group(
                     .find(|(s, _)| *s == step)
                     .map(|(_, p)| p.clone())
                     .expect("every zip with members has a path");
+                let bytes = list.iter().map(&size).fold(0u64, u64::saturating_add);
                 let size_hint = list
                     .iter()
-                    .map(|p| {
-                        size(p)
-                            .saturating_mul(4)
-                            .saturating_add((1 << 20) + 2 * 65_600)
-                    })
+                    .map(|p| member_bound(p, size(p)))
                     .fold(0u64, u64::saturating_add);
                 inner.push(InnerZip {
                     step,
                     path,
                     first: out.len(),
                     members: list.len(),
+                    bytes,
                     size_hint,
                 });
                 out.extend(list);
@@ -90,6 +90,18 @@ pub(super) fn group(
         }
     }
     (out, inner)
+}
+
+/// The most bytes member `p` of declared size `size` can take in its zip: its data
+/// (a content step may make it up to 4x + 1 MiB, stored data is at most its size) and
+/// its local header, data descriptor and central-directory record.
+fn member_bound(p: &Planned, size: u64) -> u64 {
+    let data = if p.plan.ops.is_empty() {
+        size
+    } else {
+        size.saturating_mul(4).saturating_add(1 << 20)
+    };
+    data.saturating_add(150 + 2 * p.plan.name.len() as u64)
 }
 
 impl OutputPlan {

@@ -8,7 +8,7 @@
 //! the same limits as any structured edit (nesting, YAML aliases), and errors name
 //! the step's `patch_file` field.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::structured::{self, Edit};
 use super::{perr, verify, ContentOp, Plan, PlanError, Step};
@@ -49,14 +49,14 @@ impl Plan {
         out.into_iter().collect()
     }
 
-    /// The (input index, path) of every patch file the job must read, each once;
-    /// `has(input, path)` says whether that input has such a file entry. Call after
-    /// [`Plan::resolve_conditions`].
+    /// The (input index, path, field of the first step naming it) of every patch file
+    /// the job must read, each once; `has(input, path)` says whether that input has
+    /// such a file entry. Call after [`Plan::resolve_conditions`].
     pub fn patch_files(
         &mut self,
         has: impl Fn(usize, &str) -> bool,
-    ) -> Result<Vec<(usize, String)>, PlanError> {
-        let mut wanted = BTreeSet::new();
+    ) -> Result<Vec<(usize, String, String)>, PlanError> {
+        let mut wanted: BTreeMap<(usize, String), String> = BTreeMap::new();
         for op in &mut self.outputs {
             let sources: Vec<(usize, String)> = op
                 .sources
@@ -89,10 +89,12 @@ impl Plan {
                     None => one_source(f, &sources, &has)?,
                 };
                 f.input = Some(input);
-                wanted.insert((input, f.path.clone()));
+                wanted
+                    .entry((input, f.path.clone()))
+                    .or_insert_with(|| f.at.clone());
             }
         }
-        Ok(wanted.into_iter().collect())
+        Ok(wanted.into_iter().map(|((i, p), at)| (i, p, at)).collect())
     }
 
     /// Gives every active `merge` step with a patch file its patch: `text(input, path)`

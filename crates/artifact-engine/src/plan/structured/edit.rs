@@ -41,6 +41,7 @@ pub fn edit(text: &str, format: Format, e: &Edit) -> Result<String, String> {
         text: text.to_string(),
         format,
         tree: verify::load_tree(text, format)?,
+        work: 0,
     };
     match e {
         Edit::Set {
@@ -71,11 +72,21 @@ pub fn edit(text: &str, format: Format, e: &Edit) -> Result<String, String> {
     Ok(doc.text)
 }
 
-/// A document being edited: its text, and the tree the text must read as.
+/// Bytes of text the primitive edits of one [`edit`] may go through (each primitive
+/// re-reads the whole text): a large patch on a large file is refused, not left to
+/// run for minutes.
+#[cfg(not(test))]
+const WORK_LIMIT: u64 = 1 << 30;
+#[cfg(test)]
+const WORK_LIMIT: u64 = 1 << 20;
+
+/// A document being edited: its text, the tree the text must read as, and the bytes
+/// of text read so far.
 struct Doc {
     text: String,
     format: Format,
     tree: Yaml,
+    work: u64,
 }
 
 impl Doc {
@@ -83,7 +94,22 @@ impl Doc {
         verify::slot(&mut self.tree, pointer)
     }
 
+    /// Counts one primitive edit's pass over the text.
+    fn spend(&mut self) -> Result<(), String> {
+        self.work += self.text.len() as u64 + 1024;
+        if self.work > WORK_LIMIT {
+            return Err(format!(
+                "the edit needs more than {} MiB of passes over a {} byte file (a patch with \
+                 very many keys); split it, or edit a smaller file",
+                WORK_LIMIT >> 20,
+                self.text.len()
+            ));
+        }
+        Ok(())
+    }
+
     fn replace(&mut self, pointer: &[String], v: &Value) -> Result<(), String> {
+        self.spend()?;
         let scalar = !matches!(self.node(pointer), Some(Yaml::Hash(_) | Yaml::Array(_)));
         self.text = match self.format {
             Format::Json => json::replace(&self.text, pointer, v)?,
@@ -106,11 +132,20 @@ impl Doc {
             }
             Format::Yaml => yaml_edit::replace(&self.text, pointer, v)?,
         };
-        *self.node(pointer).expect("located above") = verify::to_yaml(v);
+        // The text and the tree name keys the same way except for YAML keys that do
+        // not read as text (`True:`, `007:`): refused rather than guessed.
+        let slot = self.node(pointer).ok_or_else(|| {
+            format!(
+                "nothing at {} (a key that YAML does not read as text?)",
+                show(pointer)
+            )
+        })?;
+        *slot = verify::to_yaml(v);
         Ok(())
     }
 
     fn insert(&mut self, pointer: &[String], key: &str, v: &Value) -> Result<(), String> {
+        self.spend()?;
         self.text = match self.format {
             Format::Json => json::insert_member(&self.text, pointer, key, v)?,
             Format::Yaml => yaml_edit::insert_member(&self.text, pointer, key, v)?,
@@ -122,6 +157,7 @@ impl Doc {
     }
 
     fn remove(&mut self, pointer: &[String], token: &str) -> Result<(), String> {
+        self.spend()?;
         self.text = match self.format {
             Format::Json => json::remove(&self.text, pointer, token)?,
             Format::Yaml => yaml_edit::remove(&self.text, pointer, token)?,
@@ -147,6 +183,7 @@ impl Doc {
     }
 
     fn append(&mut self, pointer: &[String], values: &[Value]) -> Result<(), String> {
+        self.spend()?;
         self.text = match self.format {
             Format::Json => json::append(&self.text, pointer, values)?,
             Format::Yaml => yaml_edit::append(&self.text, pointer, values)?,
@@ -158,8 +195,17 @@ impl Doc {
     }
 
     fn set(&mut self, pointer: &[String], v: &Value, create: bool) -> Result<(), String> {
-        if self.node(pointer).is_some() || !create {
+        if self.node(pointer).is_some() {
             return self.replace(pointer, v);
+        }
+        if !create {
+            // The text lookup names what is missing ("no key ... in the mapping at ...").
+            return match self.format {
+                Format::Json => json::locate(&self.text, pointer).map(|_| ()),
+                Format::Yaml => yaml::yaml_lines(&self.text)
+                    .and_then(|lines| yaml::find(&lines, pointer).map(|_| ())),
+            }
+            .and(Err(format!("nothing at {}", show(pointer))));
         }
         // The deepest existing node on the way, and what is missing below it.
         let have = (0..pointer.len())

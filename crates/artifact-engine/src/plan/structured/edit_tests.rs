@@ -344,3 +344,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn review_findings_hold() {
+    // A key YAML reads as a boolean is not a text key: refused, never a panic.
+    let e = set("True: 1\nb: 2\n", Format::Yaml, &p("/True"), &json!(3)).unwrap_err();
+    assert!(e.contains("nothing at /True"), "{e}");
+    // A comment after `key:` does not hide the block below it.
+    let text = "Resources:   # all of them\n  Bucket:\n    Type: AWS::S3::Bucket\nitems:\n- # first\n  name: a\n";
+    let out = set(
+        text,
+        Format::Yaml,
+        &p("/Resources/Bucket/Type"),
+        &json!("X"),
+    )
+    .unwrap();
+    assert_eq!(out, text.replace("AWS::S3::Bucket", "X"));
+    let out = set(text, Format::Yaml, &p("/items/0/name"), &json!("b")).unwrap();
+    assert_eq!(out, text.replace("name: a", "name: b"));
+    // CRLF files stay CRLF.
+    let crlf = "a:\r\n  x: 1\r\nb: [1]\r\n";
+    let out = merge(
+        crlf,
+        Format::Yaml,
+        json!({"a": {"k": "v", "x": null}, "c": {"d": 1}}),
+    )
+    .unwrap();
+    assert_eq!(out, "a:\r\n  k: v\r\nb: [1]\r\nc:\r\n  d: 1\r\n");
+    let crlf = "{\r\n  \"a\": 1\r\n}\r\n";
+    let out = merge(crlf, Format::Json, json!({"b": {"c": 2}})).unwrap();
+    assert_eq!(
+        out,
+        "{\r\n  \"a\": 1,\r\n  \"b\": {\r\n    \"c\": 2\r\n  }\r\n}\r\n"
+    );
+    // Strings a YAML 1.1 reader would take for a date or a number are quoted.
+    for (v, written) in [
+        ("2024-05-01", "\"2024-05-01\""),
+        ("1_000", "\"1_000\""),
+        ("1:30", "\"1:30\""),
+        ("1.4.2", "1.4.2"),
+    ] {
+        let out = set("v: x\n", Format::Yaml, &p("/v"), &json!(v)).unwrap();
+        assert_eq!(out, format!("v: {written}\n"), "{v}");
+    }
+    // A patch that would pass over the text too many times is refused.
+    let big: serde_json::Map<String, Value> = (0..400)
+        .map(|i| (format!("k{i}"), json!("x".repeat(20))))
+        .collect();
+    let text = serde_json::to_string_pretty(&Value::Object(big)).unwrap();
+    let patch: serde_json::Map<String, Value> =
+        (0..400).map(|i| (format!("n{i}"), json!(i))).collect();
+    let e = merge(&text, Format::Json, Value::Object(patch)).unwrap_err();
+    assert!(e.contains("passes over"), "{e}");
+}

@@ -298,7 +298,8 @@ fn render(text: &str, v: &Value, indent: &str) -> String {
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
     serde::Serialize::serialize(v, &mut ser).expect("values serialise");
     let pretty = String::from_utf8(out).expect("serde_json writes UTF-8");
-    pretty.replace('\n', &format!("\n{indent}"))
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    pretty.replace('\n', &format!("{eol}{indent}"))
 }
 
 fn splice(text: &str, r: Range<usize>, new: &str) -> String {

@@ -53,7 +53,8 @@ pub(super) fn yaml_lines(text: &str) -> Result<Vec<Line>, String> {
                     break;
                 }
             }
-            if !content.is_empty() {
+            // `- # comment`: an item whose value starts on the next line.
+            if !content.is_empty() && !content.starts_with('#') {
                 out.push(Line {
                     at: at + col,
                     line: n + 1,
@@ -90,6 +91,10 @@ pub(super) fn yaml_key(content: &str) -> Option<(String, usize)> {
 /// The scalar at the start of `s`, without a trailing comment or spaces.
 fn yaml_scalar_len(s: &str) -> usize {
     let b = s.as_bytes();
+    if b.first() == Some(&b'#') {
+        // `key:  # comment`: no value on this line.
+        return 0;
+    }
     if let Some(&q) = b.first().filter(|c| **c == b'"' || **c == b'\'') {
         let mut i = 1;
         while i < b.len() {
@@ -343,6 +348,7 @@ pub(super) fn yaml_scalar(v: &serde_json::Value, old_first: Option<char>) -> Str
                     "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~"
                 )
                 && s.parse::<f64>().is_err()
+                && !reads_as_other_in_yaml_1_1(s)
                 && verify::plain_reads_as_string(s);
             if plain {
                 s.clone()
@@ -352,4 +358,29 @@ pub(super) fn yaml_scalar(v: &serde_json::Value, old_first: Option<char>) -> Str
         }
         other => other.to_string(),
     }
+}
+
+/// True when a YAML 1.1 reader (PyYAML, cfn-lint, SAM) would read plain `s` as
+/// something other than a string: an integer (`1_000`, `0o17`, `1:30`), a float, or a
+/// timestamp (`2024-05-01`). yaml-rust2 reads YAML 1.2, where these are strings.
+fn reads_as_other_in_yaml_1_1(s: &str) -> bool {
+    use std::sync::OnceLock;
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(concat!(
+            // int
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+",
+            r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+",
+            // float
+            r"|[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?",
+            r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+            // timestamp
+            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?",
+            r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?",
+            r")$"
+        ))
+        .expect("a valid regex")
+    })
+    .is_match(s)
 }

@@ -20,15 +20,32 @@ fn line_start(text: &str, at: usize) -> usize {
     text[..at].rfind('\n').map_or(0, |n| n + 1)
 }
 
-/// The end of the line holding byte `at` (before its newline).
+/// The end of the line holding byte `at` (before its `\n` or `\r\n`).
 fn line_end(text: &str, at: usize) -> usize {
-    text[at..].find('\n').map_or(text.len(), |n| at + n)
+    let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+    if end > at && text.as_bytes()[end - 1] == b'\r' && end < text.len() {
+        end - 1
+    } else {
+        end
+    }
 }
 
+/// The start of the line after the one holding byte `at` (or the text's end).
+fn next_line(text: &str, at: usize) -> usize {
+    text[at..].find('\n').map_or(text.len(), |n| at + n + 1)
+}
+
+/// `new` (written with `\n`) spliced into `text` at `r`, in the text's line endings
+/// (`\r\n` when the text uses them).
 fn splice(text: &str, r: Range<usize>, new: &str) -> String {
+    let new = if text.contains("\r\n") {
+        new.replace('\n', "\r\n")
+    } else {
+        new.to_string()
+    };
     let mut out = String::with_capacity(text.len() + new.len());
     out.push_str(&text[..r.start]);
-    out.push_str(new);
+    out.push_str(&new);
     out.push_str(&text[r.end..]);
     out
 }
@@ -222,8 +239,7 @@ pub(super) fn remove(text: &str, pointer: &[String], token: &str) -> Result<Stri
     let start = line_start(text, lines[k].at);
     if text[start..lines[k].at].trim().is_empty() {
         // The node owns its lines: remove them with their newline.
-        let end = line_end(text, lines[child.hi - 1].at);
-        let end = (end + 1).min(text.len());
+        let end = next_line(text, lines[child.hi - 1].at);
         return Ok(splice(text, start..end, ""));
     }
     // The first key of a `- key: v` item: the next sibling moves up onto the dash line.
