@@ -21,7 +21,8 @@ use crate::zip::{EntryMeta, ZipWriter};
 /// Summary of a rewrite.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RewriteStats {
-    /// Entries written (added files and manifest included).
+    /// Entries of the output written (added files, manifest and zip entries made by
+    /// `zip` steps included; their members are not).
     pub entries: u64,
     /// Entries copied raw.
     pub raw: u64,
@@ -82,8 +83,12 @@ pub fn rewrite(
             nest = Some((z, ZipWriter::new(), Vec::new(), z.members));
         }
         match &mut nest {
+            // A member is counted through its zip.
             Some((_, zw, buf, _)) => write_done(zw, buf, done, &mut stats, &mut rows)?,
-            None => write_done(&mut w, &mut out, done, &mut stats, &mut rows)?,
+            None => {
+                stats.entries += 1;
+                write_done(&mut w, &mut out, done, &mut stats, &mut rows)?
+            }
         }
         if let Some((z, zw, mut buf, left)) = nest.take() {
             if left > 1 {
@@ -165,7 +170,7 @@ fn read_patch_files(
     Ok(())
 }
 
-/// Writes one finished entry with `w` into `out`, counting it.
+/// Writes one finished entry with `w` into `out`, counting it as raw when it is.
 fn write_done(
     w: &mut ZipWriter,
     out: &mut Vec<u8>,
@@ -173,7 +178,6 @@ fn write_done(
     stats: &mut RewriteStats,
     rows: &mut Vec<ManifestRow>,
 ) -> Result<(), EntryError> {
-    stats.entries += 1;
     let p = match done {
         Done::Entry(p) => p,
         Done::Streamed(meta, data, s) => {

@@ -128,9 +128,14 @@ fn output_dry_run(
     planned: &[artifact_engine::plan::Planned],
 ) -> OutputDryRun {
     // A copied entry is planned once per path it is written at.
-    let kept: HashMap<(usize, usize, &str), &EntryPlan> = planned
+    let kept: HashMap<(usize, usize, Option<usize>, &str), &EntryPlan> = planned
         .iter()
-        .map(|p| ((p.source, p.entry, p.plan.name.as_str()), &p.plan))
+        .map(|p| {
+            (
+                (p.source, p.entry, p.plan.inner, p.plan.name.as_str()),
+                &p.plan,
+            )
+        })
         .collect();
     let mut matched = vec![0u64; op.step_count()];
     let mut entries = Vec::new();
@@ -142,7 +147,7 @@ fn output_dry_run(
             }
             let steps: Vec<String> = trace.matched.iter().map(|&i| label(op, i)).collect();
             let original = trace.decided.as_ref().ok().and_then(|d| d.as_ref());
-            let found = |ep: &EntryPlan| kept.get(&(s, i, ep.name.as_str())).copied();
+            let found = |ep: &EntryPlan| kept.get(&(s, i, ep.inner, ep.name.as_str())).copied();
             let fate = |ep: Option<&EntryPlan>| match ep.and_then(found) {
                 Some(ep) => (kept_fate(op, ep, e.method), Some(output_path(op, ep)), None),
                 None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
