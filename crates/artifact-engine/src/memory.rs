@@ -45,10 +45,17 @@ pub fn rewrite(
     plan.limits().check(&entries)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
     let bytes = Bytes::copy_from_slice(archive);
-    let mut resolved = plan.clone();
-    resolved.resolve_conditions(|_, g| entries.iter().any(|e| g.is_match(&e.name, e.is_dir())));
-    read_patch_files(&mut resolved, &entries, &ends, &bytes)?;
-    let plan = &resolved;
+    // The plan is copied only when the archive decides something in it.
+    let resolved;
+    let plan = if plan.has_entry_conditions() || plan.has_patch_files() {
+        let mut p = plan.clone();
+        p.resolve_conditions(|_, g| entries.iter().any(|e| g.is_match(&e.name, e.is_dir())));
+        read_patch_files(&mut p, &entries, &ends, &bytes)?;
+        resolved = p;
+        &resolved
+    } else {
+        plan
+    };
     let op = plan.output(0);
     let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
     let layout = layout_output_entries(op, &[names]).map_err(ZipError::Malformed)?;

@@ -27,6 +27,22 @@ pub struct PatchFile {
 }
 
 impl Plan {
+    /// True when some `merge` step reads its patch from a file.
+    pub fn has_patch_files(&self) -> bool {
+        self.outputs.iter().flat_map(|o| &o.steps).any(|s| {
+            matches!(
+                s,
+                Step::Content {
+                    op: ContentOp::Edit {
+                        patch_file: Some(_),
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+    }
+
     /// Inputs named by `"Input::path"` patch files (to index them even when they feed
     /// no output).
     pub fn patch_file_inputs(&self) -> Vec<usize> {
@@ -57,43 +73,23 @@ impl Plan {
         has: impl Fn(usize, &str) -> bool,
     ) -> Result<Vec<(usize, String, String)>, PlanError> {
         let mut wanted: BTreeMap<(usize, String), String> = BTreeMap::new();
-        for op in &mut self.outputs {
-            let sources: Vec<(usize, String)> = op
-                .sources
-                .iter()
-                .map(|s| (s.input, s.input_name.clone()))
-                .collect();
-            for (i, s) in op.steps.iter_mut().enumerate() {
-                let Step::Content {
-                    op:
-                        ContentOp::Edit {
-                            patch_file: Some(f),
-                            ..
-                        },
-                    ..
-                } = s
-                else {
-                    continue;
-                };
-                if !op.active[i] {
-                    continue;
+        self.each_patch_step(|f, _, sources| {
+            let input = match f.input {
+                Some(input) if has(input, &f.path) => input,
+                Some(_) => {
+                    return Err(perr(
+                        &f.at,
+                        format!("the input it names has no file {:?}", f.path),
+                    ))
                 }
-                let input = match f.input {
-                    Some(input) if has(input, &f.path) => input,
-                    Some(_) => {
-                        return Err(perr(
-                            &f.at,
-                            format!("the input it names has no file {:?}", f.path),
-                        ))
-                    }
-                    None => one_source(f, &sources, &has)?,
-                };
-                f.input = Some(input);
-                wanted
-                    .entry((input, f.path.clone()))
-                    .or_insert_with(|| f.at.clone());
-            }
-        }
+                None => one_source(f, sources, &has)?,
+            };
+            f.input = Some(input);
+            wanted
+                .entry((input, f.path.clone()))
+                .or_insert_with(|| f.at.clone());
+            Ok(())
+        })?;
         Ok(wanted.into_iter().map(|((i, p), at)| (i, p, at)).collect())
     }
 
@@ -103,28 +99,46 @@ impl Plan {
         &mut self,
         text: impl Fn(usize, &str) -> Option<&'t str>,
     ) -> Result<(), PlanError> {
+        self.each_patch_step(|f, edit, _| {
+            let Edit::Merge { patch, .. } = edit else {
+                unreachable!("only merge steps have a patch file")
+            };
+            let input = f.input.expect("Plan::patch_files resolved the input");
+            let t = text(input, &f.path)
+                .ok_or_else(|| perr(&f.at, format!("{:?} was not read", f.path)))?;
+            *patch = parse_patch(&f.path, t).map_err(|m| perr(&f.at, m))?;
+            f.read = true;
+            Ok(())
+        })
+    }
+
+    /// Calls `visit` on every `merge` step with a patch file that applies (its `when`
+    /// holds), with its edit and its output's sources (input index and name).
+    fn each_patch_step(
+        &mut self,
+        mut visit: impl FnMut(&mut PatchFile, &mut Edit, &[(usize, String)]) -> Result<(), PlanError>,
+    ) -> Result<(), PlanError> {
         for op in &mut self.outputs {
+            let sources: Vec<(usize, String)> = op
+                .sources
+                .iter()
+                .map(|s| (s.input, s.input_name.clone()))
+                .collect();
             for (i, s) in op.steps.iter_mut().enumerate() {
-                let Step::Content {
+                if let Step::Content {
                     op:
                         ContentOp::Edit {
-                            edit: Edit::Merge { patch, .. },
+                            edit,
                             patch_file: Some(f),
                             ..
                         },
                     ..
                 } = s
-                else {
-                    continue;
-                };
-                if !op.active[i] {
-                    continue;
+                {
+                    if op.active[i] {
+                        visit(f, edit, &sources)?;
+                    }
                 }
-                let input = f.input.expect("Plan::patch_files resolved the input");
-                let t = text(input, &f.path)
-                    .ok_or_else(|| perr(&f.at, format!("{:?} was not read", f.path)))?;
-                *patch = parse_patch(&f.path, t).map_err(|m| perr(&f.at, m))?;
-                f.read = true;
             }
         }
         Ok(())

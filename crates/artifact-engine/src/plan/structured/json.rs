@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::show;
+use super::{show, splice};
 
 struct Json<'a> {
     b: &'a [u8],
@@ -300,14 +300,6 @@ fn render(text: &str, v: &Value, indent: &str) -> String {
     let pretty = String::from_utf8(out).expect("serde_json writes UTF-8");
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     pretty.replace('\n', &format!("{eol}{indent}"))
-}
-
-fn splice(text: &str, r: Range<usize>, new: &str) -> String {
-    let mut out = String::with_capacity(text.len() + new.len());
-    out.push_str(&text[..r.start]);
-    out.push_str(new);
-    out.push_str(&text[r.end..]);
-    out
 }
 
 /// `text` with the value at `pointer` replaced by `v`.

@@ -90,6 +90,15 @@ pub fn set(
     )
 }
 
+/// `text` with the bytes in `r` replaced by `new`.
+fn splice(text: &str, r: std::ops::Range<usize>, new: &str) -> String {
+    let mut out = String::with_capacity(text.len() + new.len());
+    out.push_str(&text[..r.start]);
+    out.push_str(new);
+    out.push_str(&text[r.end..]);
+    out
+}
+
 fn show(pointer: &[String]) -> String {
     if pointer.is_empty() {
         "(root)".into()

@@ -38,16 +38,11 @@ fn next_line(text: &str, at: usize) -> usize {
 /// `new` (written with `\n`) spliced into `text` at `r`, in the text's line endings
 /// (`\r\n` when the text uses them).
 fn splice(text: &str, r: Range<usize>, new: &str) -> String {
-    let new = if text.contains("\r\n") {
-        new.replace('\n', "\r\n")
+    if text.contains("\r\n") {
+        super::splice(text, r, &new.replace('\n', "\r\n"))
     } else {
-        new.to_string()
-    };
-    let mut out = String::with_capacity(text.len() + new.len());
-    out.push_str(&text[..r.start]);
-    out.push_str(&new);
-    out.push_str(&text[r.end..]);
-    out
+        super::splice(text, r, new)
+    }
 }
 
 /// `v` on one line: a scalar or an empty collection; `None` for a block.
