@@ -158,6 +158,12 @@ def zips():
         with zf.open("forced64.txt", "w", force_zip64=True) as f:
             f.write(text)
     z["pyzipfile-zip64.zip"] = buf.getvalue()
+    # Inner zips stored in place, for the unzip plan: plain, with descriptors, zip64.
+    z["inner-stored.zip"] = build([Entry("a.txt", b"a ${VERSION}\n"),
+                                   Entry("in.zip", z["deflated.zip"], method=0)])
+    z["inner-descriptor.zip"] = build([Entry("lib/x.zip", z["descriptor.zip"], method=0),
+                                       Entry("lib/y.zip", z["dirs.zip"], method=0)])
+    z["inner-zip64.zip"] = build([Entry("z.zip", z["zip64.zip"], method=0, zip64=True)])
     return z
 
 
@@ -188,6 +194,7 @@ PLANS = {
     "v2-add-manifest.json": '{"steps":[{"add":{"path":"VERSION","text":"${JOB_ID}"}},{"add":{"path":"bin.dat","base64":"AAEC"}},{"manifest":{"path":"manifest.json"}}]}',
     "v2-export-pack.json": '{"steps":[{"export":{"variable":"TAG","file":"config/app.json","pointer":"/nested/tag","default":"none"}},{"pack":{"files":["*.txt"],"compression":"store","mtime":"1980-01-01T00:00:00","file_mode":"644","dir_mode":"755"}},{"pack":{"level":9}}]}',
     "v2-regex-replace.json": '{"steps":[{"replace":{"files":["src/*"],"regex":"st(a+)ging","with":"prod$1"}},{"include":{"files":["**"],"inputs":["SourceOut"]}}]}',
+    "v3-unzip.json": '{"steps":[{"unzip":{"files":["*.zip"],"to":"x/","keep":true}},{"unzip":{"files":["lib/*.zip"],"optional":true}}]}',
     "escapes.json": '{"variables":{"\\u00e9":"\\ud83d\\ude00"},"steps":[{"replace":{"files":["\\\\*"],"find":"\\u0000","with":""}}]}',
 }
 

@@ -1,5 +1,6 @@
 //! Every recipe of `docs/recipes.md`, run as the document states it: the input zips
-//! are built from its `input` blocks, uploaded SSE-KMS to the real local S3
+//! are built from its `input` blocks (`input:ZIP!PATH` is a file inside a stored inner
+//! zip entry), uploaded SSE-KMS to the real local S3
 //! (SeaweedFS + moto) with session credentials, the job runs through the
 //! `artifact-runner` binary against that server, and the outputs are checked against
 //! the `entries`, `output` and `variables` blocks (names in order, contents, modes,
@@ -42,6 +43,35 @@ fn artifact_and_rest<'a>(tag: &'a str, kind: &str, default: &'a str) -> (&'a str
         None => (default, rest.strip_prefix(':').unwrap_or(rest)),
     };
     (artifact, rest)
+}
+
+/// An input zip of `files` (deflated); a path `ZIP!PATH` is a file inside the inner zip
+/// entry `ZIP`, which is stored, as Info-ZIP's `zip` stores `.zip` files.
+fn input_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    type ZipFiles<'a> = Vec<(&'a str, &'a [u8], bool)>;
+    let mut inner: Vec<(&str, ZipFiles)> = Vec::new();
+    let mut outer: Vec<(&str, Vec<u8>, bool)> = Vec::new();
+    for &(path, bytes) in files {
+        match path.split_once('!') {
+            Some((zip, member)) => match inner.iter_mut().find(|(z, _)| *z == zip) {
+                Some((_, list)) => list.push((member, bytes, true)),
+                None => {
+                    inner.push((zip, vec![(member, bytes, true)]));
+                    outer.push((zip, Vec::new(), false));
+                }
+            },
+            None => outer.push((path, bytes.to_vec(), true)),
+        }
+    }
+    for (zip, list) in &inner {
+        let slot = outer.iter_mut().find(|(p, _, _)| p == zip).unwrap();
+        slot.1 = zip_of(list);
+    }
+    let refs: Vec<(&str, &[u8], bool)> = outer
+        .iter()
+        .map(|(p, b, d)| (*p, b.as_slice(), *d))
+        .collect();
+    zip_of(&refs)
 }
 
 /// The file content of a block marked with `flags` (`crlf`, `bom`).
@@ -189,13 +219,18 @@ fn check_recipe(r: &Recipe, rt: &tokio::runtime::Runtime, key: &str) {
         }
     }
     for a in &input_names {
-        let files: Vec<(&str, &[u8], bool)> = r
+        let files: Vec<(&str, &[u8])> = r
             .inputs
             .iter()
             .filter(|(x, _, _)| x == a)
-            .map(|(_, p, b)| (p.as_str(), b.as_slice(), true))
+            .map(|(_, p, b)| (p.as_str(), b.as_slice()))
             .collect();
-        rt.block_on(s.put(&bucket, &format!("in/{a}.zip"), zip_of(&files), Some(key)));
+        rt.block_on(s.put(
+            &bucket,
+            &format!("in/{a}.zip"),
+            input_zip(&files),
+            Some(key),
+        ));
     }
     let in_keys: Vec<String> = input_names.iter().map(|a| format!("in/{a}.zip")).collect();
     let out_keys: Vec<String> = r.outputs.iter().map(|a| format!("out/{a}.zip")).collect();

@@ -232,6 +232,18 @@ async fn malformed_parameters_fail_with_the_field_named() {
             r#"{"steps":[{"copy":{"from":"a.json","to":"/abs.json"}}]}"#,
             "steps[0].copy.to",
         ),
+        (
+            r#"{"steps":[{"unzip":{"files":["*.zip"]}}]}"#,
+            "steps[0].unzip.files",
+        ),
+        (
+            r#"{"steps":[{"unzip":{"files":["*.zip"],"to":"../up/","optional":true}}]}"#,
+            "steps[0].unzip.to",
+        ),
+        (
+            r#"{"steps":[{"unzip":{"files":["*.zip"],"keep":"yes"}}]}"#,
+            "steps[0].unzip.keep",
+        ),
         ("variables:\n  V: 1.10\n", "variables.V"),
     ];
     for (params, field) in cases {

@@ -17,6 +17,11 @@
 //!   value contains one), and input without `${` becomes exactly `a → bb` of itself;
 //! - be a fixed point: rewriting it again with the empty plan gives the same bytes.
 //!
+//! (c) A plan unpacking every `*.zip` entry in place (`unzip`, then a template over
+//! everything): members are read at offsets taken from an inner central directory,
+//! so hostile inner zips must fail cleanly; a success must index cleanly and be read
+//! by the `zip` crate with every entry's data matching its CRC.
+//!
 //! Only the engine's stable surface is used (`rewrite`, `index_bytes`, `region_ends`,
 //! `compressed_data`, `decompress`, `PlanSpec::parse`, `Plan::compile`), so plan
 //! internals can change without touching this target.
@@ -51,9 +56,19 @@ const CONTENT_PLAN: &str = r#"{
   ]
 }"#;
 
+/// The unzip plan: every zip entry unpacked where it is, the members templated.
+const UNZIP_PLAN: &str = r#"{
+  "variables": { "VERSION": "1.4.2" },
+  "steps": [
+    { "unzip": { "files": ["*.zip"], "optional": true } },
+    { "template": { "files": ["*"], "optional": true, "missing": "keep" } }
+  ]
+}"#;
+
 struct Plans {
     empty: Plan,
     content: Plan,
+    unzip: Plan,
 }
 
 fn plans() -> &'static Plans {
@@ -71,6 +86,7 @@ fn plans() -> &'static Plans {
         Plans {
             empty: Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx).unwrap(),
             content: Plan::compile(&PlanSpec::parse(Some(CONTENT_PLAN)).unwrap(), &ctx).unwrap(),
+            unzip: Plan::compile(&PlanSpec::parse(Some(UNZIP_PLAN)).unwrap(), &ctx).unwrap(),
         }
     })
 }
@@ -263,6 +279,28 @@ fn run(data: &[u8], plan: &Plan, is_content: bool) {
     }
 }
 
+/// (c): a successful unpacking reads back whole with the `zip` crate.
+fn run_unzip(data: &[u8], plan: &Plan) {
+    let Ok((out, _)) = rewrite(data, plan, MAX_TRANSFORM) else {
+        return;
+    };
+    let (eocd, entries) =
+        index_bytes(&out).unwrap_or_else(|e| panic!("unzip output does not index: {e}"));
+    region_ends(&entries, eocd.cd_offset)
+        .unwrap_or_else(|e| panic!("unzip output has overlapping regions: {e}"));
+    let mut za = zip::ZipArchive::new(Cursor::new(&out))
+        .unwrap_or_else(|e| panic!("zip crate rejects unzip output: {e}"));
+    for i in 0..za.len() {
+        let mut f = za.by_index(i).unwrap();
+        if f.size() > ORACLE_LIMIT || !matches!(f.compression(), zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated) {
+            continue;
+        }
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)
+            .unwrap_or_else(|e| panic!("entry {i} of the unzip output does not read: {e}"));
+    }
+}
+
 fn dump_dir() -> Option<&'static str> {
     static DIR: OnceLock<Option<String>> = OnceLock::new();
     DIR.get_or_init(|| std::env::var("ZIP_REWRITE_DUMP").ok())
@@ -273,4 +311,5 @@ fuzz_target!(|data: &[u8]| {
     let p = plans();
     run(data, &p.empty, false);
     run(data, &p.content, true);
+    run_unzip(data, &p.unzip);
 });

@@ -14,6 +14,7 @@ use crate::plan::{
     layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputPlan, Plan,
 };
 use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
+use crate::zip::inner;
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
 use crate::zip::ZipError;
 use crate::zip::{EntryMeta, ZipWriter};
@@ -57,7 +58,21 @@ pub fn rewrite(
         plan
     };
     let op = plan.output(0);
-    let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
+    let Unpacked {
+        entries,
+        ends,
+        member_of,
+    } = unzip_members(archive, op, entries, ends)?;
+    plan.limits().check(&entries)?;
+    let own = entries.len() - member_of.len();
+    let names: Vec<EntryInfo<'_>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match i.checked_sub(own) {
+            Some(m) => EntryInfo::of(e).member_of(member_of[m]),
+            None => EntryInfo::of(e),
+        })
+        .collect();
     let layout = layout_output_entries(op, &[names]).map_err(ZipError::Malformed)?;
     let outputs: Vec<Done> = layout
         .entries
@@ -132,6 +147,56 @@ pub fn rewrite(
     }
     out.extend_from_slice(&w.finish(b"")?);
     Ok((out, stats))
+}
+
+/// An archive's entries followed by the members of its unpacked zip entries.
+struct Unpacked {
+    entries: Vec<CdEntry>,
+    /// Each entry's region end.
+    ends: Vec<u64>,
+    /// For each member (after the archive's own entries), its zip entry's index.
+    member_of: Vec<usize>,
+}
+
+/// `entries` and their region `ends`, followed by the members of the zip entries
+/// `op`'s `unzip` steps unpack (read in place, see [`crate::zip::inner`]).
+fn unzip_members(
+    archive: &[u8],
+    op: &OutputPlan,
+    mut entries: Vec<CdEntry>,
+    mut ends: Vec<u64>,
+) -> Result<Unpacked, ZipError> {
+    let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
+    let mut containers: Vec<usize> = op
+        .unzip_containers(&[names])
+        .into_iter()
+        .map(|(_, j)| j)
+        .collect();
+    containers.sort_unstable();
+    containers.dedup();
+    let mut member_of = Vec::new();
+    for c in containers {
+        let e = &entries[c];
+        inner::check_container(e)?;
+        let at = e.header_offset as usize;
+        let probe = archive
+            .get(at..at + inner::header_probe_len(e) as usize)
+            .unwrap_or_default();
+        let r = inner::inner_range(e, probe, ends[c])?;
+        let bytes = &archive[r.start as usize..r.end as usize];
+        let in_zip = |err| inner::in_zip(&e.name, err);
+        let (eocd, mut members) = index_bytes_with(bytes, &op.name_rules).map_err(in_zip)?;
+        let mut member_ends = region_ends(&members, eocd.cd_offset).map_err(in_zip)?;
+        inner::rebase(&mut members, &mut member_ends, r.start);
+        member_of.extend(std::iter::repeat_n(c, members.len()));
+        entries.extend(members);
+        ends.extend(member_ends);
+    }
+    Ok(Unpacked {
+        entries,
+        ends,
+        member_of,
+    })
 }
 
 /// The largest `merge` patch file read.

@@ -8,7 +8,7 @@
 //! recompressed, dropped, and why) with the steps that matched it, the files the
 //! plan adds, and how many entries each step matched.
 
-use artifact_engine::plan::{EntryInfo, EntryPlan, Extra, OutputPlan};
+use artifact_engine::plan::{EntryPlan, Extra, OutputPlan, Unzip};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -77,7 +77,8 @@ pub enum Fate {
 pub struct EntryFate {
     /// The input artifact (none for added files).
     pub input: Option<String>,
-    /// The entry's name in its input (none for added files).
+    /// The entry's name in its input (none for added files); `zip:member` for a member
+    /// of a zip entry an `unzip` step unpacks.
     pub entry: Option<String>,
     /// Its path in the output (none when dropped).
     pub path: Option<String>,
@@ -101,6 +102,14 @@ impl Worker {
         let (mut plan, _) = parts.compile_plan(&job, &job.id, store.as_ref()).await?;
         let indexes = parts.index_inputs(&job, &plan, &store).await?;
         super::run::resolve_conditions(&mut plan, &indexes);
+        let indexes = super::unzip::add_unzipped_members(
+            store.as_ref(),
+            &job,
+            &plan,
+            indexes,
+            &self.settings,
+        )
+        .await?;
         super::patch_files::read_patch_files(store.as_ref(), &job, &mut plan, &indexes).await?;
         let (mut outputs, mut step_hits) = (Vec::new(), Vec::new());
         for (o, artifact) in job.data.output_artifacts.iter().enumerate() {
@@ -140,29 +149,46 @@ fn output_dry_run(
     let mut matched = vec![0u64; op.step_count()];
     let mut entries = Vec::new();
     for (s, input) in inputs.iter().enumerate() {
-        for (i, e) in input.index.entries.iter().enumerate() {
-            let trace = op.trace_entry(s, EntryInfo::of(e));
-            for &step in &trace.matched {
-                matched[step] += 1;
-            }
-            let steps: Vec<String> = trace.matched.iter().map(|&i| label(op, i)).collect();
-            let original = trace.decided.as_ref().ok().and_then(|d| d.as_ref());
-            let found = |ep: &EntryPlan| kept.get(&(s, i, ep.inner, ep.name.as_str())).copied();
-            let fate = |ep: Option<&EntryPlan>| match ep.and_then(found) {
-                Some(ep) => (kept_fate(op, ep, e.method), Some(output_path(op, ep)), None),
-                None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
+        let infos = input.index.infos();
+        // The `unzip` records of this input's zip entries, by entry.
+        let mut unpacked: HashMap<usize, Vec<Unzip>> = HashMap::new();
+        for (i, info) in infos.iter().enumerate() {
+            let traces = match info.inner_of {
+                None => vec![op.trace_entry(s, *info)],
+                Some(c) => unpacked.get(&c).map_or_else(Vec::new, |us| {
+                    us.iter().map(|u| op.trace_member(s, *info, u)).collect()
+                }),
             };
-            for (fate, path, reason) in
-                std::iter::once(fate(original)).chain(trace.copies.iter().map(|c| fate(Some(c))))
-            {
-                entries.push(EntryFate {
-                    input: Some(input.name.clone()),
-                    entry: Some(e.name.clone()),
-                    path,
-                    fate,
-                    steps: steps.clone(),
-                    reason,
-                });
+            let e = &input.index.entries[i];
+            let entry = match info.inner_of {
+                None => e.name.clone(),
+                Some(c) => format!("{}:{}", input.index.entries[c].name, e.name),
+            };
+            for trace in traces {
+                for &step in &trace.matched {
+                    matched[step] += 1;
+                }
+                let steps: Vec<String> = trace.matched.iter().map(|&i| label(op, i)).collect();
+                let original = trace.decided.as_ref().ok().and_then(|d| d.as_ref());
+                let found = |ep: &EntryPlan| kept.get(&(s, i, ep.inner, ep.name.as_str())).copied();
+                let fate = |ep: Option<&EntryPlan>| match ep.and_then(found) {
+                    Some(ep) => (kept_fate(op, ep, e.method), Some(output_path(op, ep)), None),
+                    None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
+                };
+                let copies = trace.copies.iter().map(|c| fate(Some(c)));
+                for (fate, path, reason) in std::iter::once(fate(original)).chain(copies) {
+                    entries.push(EntryFate {
+                        input: Some(input.name.clone()),
+                        entry: Some(entry.clone()),
+                        path,
+                        fate,
+                        steps: steps.clone(),
+                        reason,
+                    });
+                }
+                if !trace.unzips.is_empty() {
+                    unpacked.entry(i).or_default().extend(trace.unzips.clone());
+                }
             }
         }
     }
@@ -232,6 +258,12 @@ fn drop_reason(op: &OutputPlan, trace: &artifact_engine::plan::Trace) -> String 
     match &trace.decided {
         Ok(None) => match trace.matched.last() {
             Some(&i) if is_select(op, i) => format!("dropped by {}", op.step_label(i)),
+            Some(&i) if trace.unzips.iter().any(|u| u.step == i) => {
+                format!(
+                    "unpacked by {} (its members are listed as zip:member)",
+                    op.step_label(i)
+                )
+            }
             _ if op.sources.is_empty() => "no source".into(),
             _ => "left out (not selected, a symbolic link under \"symlinks\": \"drop\", \
                   or a directory a move flattened)"

@@ -11,6 +11,7 @@ pub mod dry_run;
 mod patch_files;
 mod plan_file;
 mod run;
+mod unzip;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -30,7 +30,7 @@ pub(super) async fn read_patch_files(
 ) -> Result<(), JobError> {
     let find = |input: usize, path: &str| {
         indexes.get(&input).and_then(|idx| {
-            idx.entries
+            idx.own_entries()
                 .iter()
                 .position(|e| e.name == path && !e.is_dir())
         })

@@ -57,7 +57,7 @@ pub(super) async fn read_plan_file(
         entries: settings.max_entries,
     };
     let index = load_index(store, loc, &lax, limits).await.map_err(in_err)?;
-    let Some(i) = index.entries.iter().position(|e| e.name == file.path) else {
+    let Some(i) = index.own_entries().iter().position(|e| e.name == file.path) else {
         return Err(plan_error(format!(
             "{file}: input {:?} has no entry {:?}",
             file.input, file.path

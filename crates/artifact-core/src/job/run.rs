@@ -12,6 +12,7 @@ use futures::future::try_join_all;
 
 use super::patch_files::read_patch_files;
 use super::plan_file::{check_plan_pinned, read_plan_file};
+use super::unzip::add_unzipped_members;
 use super::{expired_ms_ago, Continued, JobSuccess};
 use crate::config::{KmsCheck, Settings};
 use crate::continuation::{
@@ -86,6 +87,8 @@ impl WorkerParts {
             // Before anything is read from them (patch files included).
             check_input_etags(job, &l.checkpoint, &indexes)?;
         }
+        let indexes =
+            add_unzipped_members(store.as_ref(), job, &plan, indexes, &self.settings).await?;
         read_patch_files(store.as_ref(), job, &mut plan, &indexes).await?;
         let plan = Arc::new(plan);
         stats.add_index(indexing.elapsed());
@@ -303,7 +306,7 @@ fn input_index(job: &Job, name: &str) -> usize {
 pub(super) fn resolve_conditions(plan: &mut Plan, indexes: &BTreeMap<usize, Arc<ZipIndex>>) {
     plan.resolve_conditions(|i, globs| {
         indexes[&i]
-            .entries
+            .own_entries()
             .iter()
             .any(|e| globs.is_match(&e.name, e.is_dir()))
     });

@@ -49,10 +49,7 @@ pub(crate) fn decide(
     settings: &Settings,
     out_err: impl Fn(ArtifactCause) -> JobError,
 ) -> Result<Decided, JobError> {
-    let names: Vec<Vec<EntryInfo<'_>>> = inputs
-        .iter()
-        .map(|i| i.index.entries.iter().map(EntryInfo::of).collect())
-        .collect();
+    let names: Vec<Vec<EntryInfo<'_>>> = inputs.iter().map(|i| i.index.infos()).collect();
     let layout =
         layout_output_entries(op, &names).map_err(|m| out_err(ArtifactCause::NameClash(m)))?;
     let mut wants: Vec<Vec<Want>> = vec![Vec::new(); inputs.len()];

@@ -26,11 +26,13 @@
 //! ([`Piece::BigStart`] / [`Piece::BigData`] / [`Piece::BigEnd`]) unless they must be
 //! transformed, in which case they are assembled.
 
+pub mod inner;
 mod read;
 
 use std::ops::Range;
 
 use artifact_engine::names::NameRules;
+use artifact_engine::plan::EntryInfo;
 use artifact_engine::zip::read::{
     check_start, parse_central_directory_with, parse_eocd64, parse_tail, region_ends, EOCD64_LEN,
     TAIL_LEN,
@@ -45,7 +47,7 @@ use crate::event::S3Location;
 use crate::store::ObjectStore;
 
 /// An input archive's central directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ZipIndex {
     /// Where it is.
     pub location: S3Location,
@@ -59,6 +61,30 @@ pub struct ZipIndex {
     pub entries: Vec<CdEntry>,
     /// End of each entry's region (see `region_ends`).
     pub ends: Vec<u64>,
+    /// How many of `entries` are the archive's own; the rest are members of its zip
+    /// entries that `unzip` steps unpack (see [`inner`]).
+    pub own: usize,
+    /// For each member (`entries[own + m]`), the index of the zip entry holding it.
+    pub member_of: Vec<usize>,
+}
+
+impl ZipIndex {
+    /// The archive's own entries (its central directory), without unpacked members.
+    pub fn own_entries(&self) -> &[CdEntry] {
+        &self.entries[..self.own]
+    }
+
+    /// Every entry as the plan sees it, members marked with their zip entry.
+    pub fn infos(&self) -> Vec<EntryInfo<'_>> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match i.checked_sub(self.own) {
+                Some(m) => EntryInfo::of(e).member_of(self.member_of[m]),
+                None => EntryInfo::of(e),
+            })
+            .collect()
+    }
 }
 
 /// How much of an input's index a job can afford.
@@ -78,13 +104,45 @@ pub async fn load_index(
     rules: &NameRules,
     limits: IndexLimits,
 ) -> Result<ZipIndex, ArtifactCause> {
-    let max_cd_size = limits.cd_bytes;
     let info = store.head(loc).await?;
     let (size, etag) = (info.size, info.etag);
     if size == 0 {
         return Err(ZipError::NotZip("the object is empty (0 bytes)".into()).into());
     }
     let get = |r: Range<u64>| store.get_range(loc, r, etag.as_deref());
+    let dir = read_directory(get, size, rules, limits).await?;
+    Ok(ZipIndex {
+        location: loc.clone(),
+        size,
+        etag,
+        eocd: dir.eocd,
+        own: dir.entries.len(),
+        entries: dir.entries,
+        ends: dir.ends,
+        member_of: Vec::new(),
+    })
+}
+
+/// A zip's directory: end record, entries, and the end of each entry's region.
+pub(crate) struct Directory {
+    pub eocd: Eocd,
+    pub entries: Vec<CdEntry>,
+    pub ends: Vec<u64>,
+}
+
+/// Reads the directory of the `size`-byte zip whose bytes `get` returns by range
+/// (offsets relative to the zip's first byte), within `limits`.
+pub(crate) async fn read_directory<F, Fut>(
+    get: F,
+    size: u64,
+    rules: &NameRules,
+    limits: IndexLimits,
+) -> Result<Directory, ArtifactCause>
+where
+    F: Fn(Range<u64>) -> Fut,
+    Fut: std::future::Future<Output = Result<Bytes, crate::store::StoreError>>,
+{
+    let max_cd_size = limits.cd_bytes;
     let tail_len = size.min(TAIL_LEN);
     let tail_start = size - tail_len;
     let tail = get(tail_start..size).await?;
@@ -151,10 +209,7 @@ pub async fn load_index(
         check_start(&head, &entries)?;
     }
     let ends = region_ends(&entries, eocd.cd_offset)?;
-    Ok(ZipIndex {
-        location: loc.clone(),
-        size,
-        etag,
+    Ok(Directory {
         eocd,
         entries,
         ends,

@@ -1,5 +1,5 @@
-//! Compiling the steps that write files of their own: `add`, `manifest`, `copy` and
-//! `zip` — their paths validated (valid entry names, files not directories),
+//! Compiling the steps that write files of their own: `add`, `manifest`, `copy`,
+//! `zip` and `unzip` — their paths validated (valid entry names, files not directories),
 //! templated where the spec says so, with errors naming the field.
 
 use super::compile_step::{compile_globs, parse_mode, template_str, StepEnv};
@@ -98,6 +98,34 @@ pub(super) fn zip(at: &str, z: &spec::ZipSpec, env: &StepEnv<'_>) -> Result<Step
         to,
         strip,
         optional: z.optional,
+    })
+}
+
+pub(super) fn unzip(at: &str, u: &spec::UnzipSpec, env: &StepEnv<'_>) -> Result<Step, PlanError> {
+    let to = match &u.to {
+        None => None,
+        Some(t) => {
+            let to_at = format!("{at}.unzip.to");
+            let mut dir = template_str(t, env.vars, env.strict, &to_at)?;
+            if !dir.is_empty() {
+                if !dir.ends_with('/') {
+                    dir.push('/');
+                }
+                validate_name(&dir).map_err(|why| {
+                    perr(
+                        &to_at,
+                        format!("{dir:?} is not a valid directory path: {why}"),
+                    )
+                })?;
+            }
+            Some(dir)
+        }
+    };
+    Ok(Step::Unzip {
+        globs: compile_globs(&format!("{at}.unzip.files"), &u.files)?,
+        to,
+        keep: u.keep,
+        optional: u.optional,
     })
 }
 

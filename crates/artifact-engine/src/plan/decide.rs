@@ -24,6 +24,26 @@ pub struct Trace {
     pub decided: Result<Option<EntryPlan>, String>,
     /// Copies of the entry (`copy` steps) that are kept, in step order.
     pub copies: Vec<EntryPlan>,
+    /// `unzip` steps that matched the entry (or a copy of it), in step order: its
+    /// members enter the output there (see [`OutputPlan::trace_member`]).
+    pub unzips: Vec<Unzip>,
+}
+
+/// An `unzip` step that matched a zip entry: its members continue from the next step
+/// under `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unzip {
+    /// The `unzip` step.
+    pub step: usize,
+    /// Directory the members go under (`""` or ending in `/`).
+    pub prefix: String,
+}
+
+/// What walking one entry makes besides the entry itself.
+#[derive(Default)]
+struct Offspring {
+    copies: Vec<EntryPlan>,
+    unzips: Vec<Unzip>,
 }
 
 impl OutputPlan {
@@ -68,7 +88,7 @@ impl OutputPlan {
         source: usize,
         info: EntryInfo<'_>,
     ) -> Result<Option<EntryPlan>, String> {
-        self.decide_traced(source, info, None, &mut Vec::new())
+        self.decide_traced(source, info, None, &mut Offspring::default())
     }
 
     /// [`Self::decide_kind`], also telling which steps matched the entry on its way
@@ -81,16 +101,37 @@ impl OutputPlan {
     /// entry's copies (steps matched by a copy are counted too).
     pub fn trace_entry(&self, source: usize, info: EntryInfo<'_>) -> Trace {
         let mut matched = Vec::new();
-        let mut copies = Vec::new();
-        let decided = self.decide_traced(source, info, Some(&mut matched), &mut copies);
-        let copies = match &decided {
-            Ok(_) => copies,
-            Err(_) => Vec::new(),
+        let mut out = Offspring::default();
+        let decided = self.decide_traced(source, info, Some(&mut matched), &mut out);
+        Self::traced(matched, decided, out)
+    }
+
+    /// [`Self::trace_entry`] for `info`, a member of a zip entry that `unzip` (a
+    /// record of the zip entry's [`Trace::unzips`]) unpacked: under its prefix, from
+    /// the step after the `unzip` on. Its `name` is its path inside the zip.
+    pub fn trace_member(&self, source: usize, info: EntryInfo<'_>, unzip: &Unzip) -> Trace {
+        let mut matched = Vec::new();
+        let mut out = Offspring::default();
+        let mut d = self.deciding(source, info);
+        d.path = format!("{}{}", unzip.prefix, info.name);
+        let decided = self.walk(d, unzip.step + 1, &mut Some(&mut matched), &mut out);
+        Self::traced(matched, decided, out)
+    }
+
+    fn traced(
+        matched: Vec<usize>,
+        decided: Result<Option<EntryPlan>, String>,
+        out: Offspring,
+    ) -> Trace {
+        let out = match &decided {
+            Ok(_) => out,
+            Err(_) => Offspring::default(),
         };
         Trace {
             matched,
             decided,
-            copies,
+            copies: out.copies,
+            unzips: out.unzips,
         }
     }
 
@@ -99,11 +140,17 @@ impl OutputPlan {
         source: usize,
         info: EntryInfo<'_>,
         mut trace: Option<&mut Vec<usize>>,
-        copies: &mut Vec<EntryPlan>,
+        out: &mut Offspring,
     ) -> Result<Option<EntryPlan>, String> {
+        let d = self.deciding(source, info);
+        self.walk(d, 0, &mut trace, out)
+    }
+
+    /// `info` of source `source` before the first step.
+    fn deciding(&self, source: usize, info: EntryInfo<'_>) -> Deciding {
         let (name, kind) = (info.name, info.kind);
         let src = &self.sources[source];
-        let d = Deciding {
+        Deciding {
             kind,
             size: info.size,
             executable: info.executable,
@@ -114,18 +161,18 @@ impl OutputPlan {
                 self.verify,
                 (kind == EntryKind::Symlink).then_some(self.symlinks),
             ),
-        };
-        self.walk(d, 0, &mut trace, copies)
+        }
     }
 
     /// `d` through the steps from `start` on; copies it makes are walked from the
-    /// step after their `copy` and pushed to `copies` when kept.
+    /// step after their `copy` and pushed to `out.copies` when kept; `unzip` steps
+    /// that match it are pushed to `out.unzips`.
     fn walk(
         &self,
         mut d: Deciding,
         start: usize,
         trace: &mut Option<&mut Vec<usize>>,
-        copies: &mut Vec<EntryPlan>,
+        out: &mut Offspring,
     ) -> Result<Option<EntryPlan>, String> {
         let mut record = |i: usize| {
             if let Some(t) = trace.as_deref_mut() {
@@ -151,7 +198,14 @@ impl OutputPlan {
                     if matched {
                         record(i);
                     }
-                    return self.walk_copies(made, trace, copies).map(|()| None);
+                    return self.walk_copies(made, trace, out).map(|()| None);
+                }
+                Verdict::Unzipped { prefix, keep } => {
+                    record(i);
+                    out.unzips.push(Unzip { step: i, prefix });
+                    if !keep {
+                        return self.walk_copies(made, trace, out).map(|()| None);
+                    }
                 }
                 Verdict::Packed => {
                     // A member: no later step sees it.
@@ -162,7 +216,7 @@ impl OutputPlan {
             }
         }
         let kept = self.finish(d)?;
-        self.walk_copies(made, trace, copies)?;
+        self.walk_copies(made, trace, out)?;
         Ok(kept)
     }
 
@@ -170,11 +224,11 @@ impl OutputPlan {
         &self,
         made: Vec<(usize, Deciding)>,
         trace: &mut Option<&mut Vec<usize>>,
-        copies: &mut Vec<EntryPlan>,
+        out: &mut Offspring,
     ) -> Result<(), String> {
         for (next, c) in made {
-            if let Some(ep) = self.walk(c, next, trace, copies)? {
-                copies.push(ep);
+            if let Some(ep) = self.walk(c, next, trace, out)? {
+                out.copies.push(ep);
             }
         }
         Ok(())
@@ -257,6 +311,9 @@ enum Verdict {
     Copied,
     /// A `zip` step matched: the entry is a member of its zip, at its new path.
     Packed,
+    /// An `unzip` step matched: the entry's members go on under `prefix`; the entry
+    /// itself only with `keep`.
+    Unzipped { prefix: String, keep: bool },
 }
 
 impl Deciding {
@@ -351,6 +408,27 @@ impl Deciding {
                 }
                 Verdict::Copied
             }
+            Step::Unzip {
+                globs, to, keep, ..
+            } => {
+                if is_dir || is_link || !self.matches(globs) {
+                    return Ok(Verdict::Skipped);
+                }
+                let prefix = match to {
+                    Some(dir) => dir.clone(),
+                    None => unzip_dir(&self.path).ok_or_else(|| {
+                        format!(
+                            "{label} unpacks {:?}, whose name has no extension to take off \
+                             for its directory: give \"to\"",
+                            self.path
+                        )
+                    })?,
+                };
+                Verdict::Unzipped {
+                    prefix,
+                    keep: *keep,
+                }
+            }
             Step::Add { .. } | Step::Manifest { .. } => Verdict::Skipped,
         })
     }
@@ -414,6 +492,21 @@ impl Deciding {
         }
         ep.mtime = mtime.or(ep.mtime);
     }
+}
+
+/// The default directory of an unpacked zip entry: its path without the extension
+/// of its last component, and `/` (`dist/site.zip` → `dist/site/`); `None` without
+/// an extension.
+fn unzip_dir(path: &str) -> Option<String> {
+    let (dir, file) = path.rsplit_once('/').map_or(("", path), |(d, f)| (d, f));
+    let stem = file
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty())?;
+    Some(match dir {
+        "" => format!("{stem}/"),
+        d => format!("{d}/{stem}/"),
+    })
 }
 
 fn apply_move(

@@ -61,6 +61,9 @@ pub struct EntryInfo<'a> {
     pub size: u64,
     /// A file with an execute permission bit (Unix mode).
     pub executable: bool,
+    /// For a member of a zip entry of the same input (read by `unzip`): that entry's
+    /// index; `name` is then the member's path inside the zip.
+    pub inner_of: Option<usize>,
 }
 
 impl<'a> EntryInfo<'a> {
@@ -72,6 +75,15 @@ impl<'a> EntryInfo<'a> {
             kind,
             size: e.uncompressed_size,
             executable: kind == EntryKind::File && e.unix_mode().is_some_and(|m| m & 0o111 != 0),
+            inner_of: None,
+        }
+    }
+
+    /// This entry as a member of zip entry `container` of the same input.
+    pub fn member_of(self, container: usize) -> EntryInfo<'a> {
+        EntryInfo {
+            inner_of: Some(container),
+            ..self
         }
     }
 
@@ -82,6 +94,7 @@ impl<'a> EntryInfo<'a> {
             kind,
             size: 0,
             executable: false,
+            inner_of: None,
         }
     }
 }

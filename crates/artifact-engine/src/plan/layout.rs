@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::{
     perr, EntryInfo, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Plan, PlanError, Step,
+    Unzip,
 };
 use crate::names::{case_clash_why, fold_case, CaseIndex};
 
@@ -34,6 +35,9 @@ pub struct OutputLayout {
     /// The zip entries `zip` steps make, each with its members (consecutive in
     /// `entries`), in output order.
     pub inner: Vec<super::InnerZip>,
+    /// The zip entries `unzip` steps unpacked, as (source, entry): their members
+    /// must be listed (with [`EntryInfo::inner_of`]) for the output to be complete.
+    pub unzipped: Vec<(usize, usize)>,
 }
 
 /// Decides every entry of an output before data moves, applying the conflict rule.
@@ -97,33 +101,49 @@ pub fn layout_output_entries(
         dropped: 0,
     };
     let mut step_hits = vec![0u64; op.step_count()];
+    let mut unzipped = Vec::new();
     for (k, list) in sources.iter().enumerate() {
+        // The `unzip` records of this source's zip entries, by entry.
+        let mut unpacked: HashMap<usize, Vec<Unzip>> = HashMap::new();
         for (j, info) in list.iter().enumerate() {
-            let trace = op.trace_entry(k, *info);
-            let name = info.name;
-            for &i in &trace.matched {
-                step_hits[i] += 1;
-            }
-            let decided = trace.decided.map_err(|m| {
-                format!(
-                    "entry {name:?} of input {:?}: {m}",
-                    op.sources[k].input_name
-                )
-            })?;
-            match decided {
-                Some(plan) => b.add_entry(Planned {
-                    source: k,
-                    entry: j,
-                    plan,
-                })?,
-                None => b.dropped += 1,
-            }
-            for plan in trace.copies {
-                b.add_entry(Planned {
-                    source: k,
-                    entry: j,
-                    plan,
-                })?;
+            let traces = match info.inner_of {
+                None => vec![op.trace_entry(k, *info)],
+                Some(c) => unpacked.get(&c).map_or_else(Vec::new, |us| {
+                    us.iter().map(|u| op.trace_member(k, *info, u)).collect()
+                }),
+            };
+            for trace in traces {
+                for &i in &trace.matched {
+                    step_hits[i] += 1;
+                }
+                let what = || entry_label(op, list, k, info);
+                let decided = trace.decided.map_err(|m| format!("{}: {m}", what()))?;
+                match decided {
+                    Some(plan) => b.add_entry(Planned {
+                        source: k,
+                        entry: j,
+                        plan,
+                    })?,
+                    None => b.dropped += 1,
+                }
+                for plan in trace.copies {
+                    b.add_entry(Planned {
+                        source: k,
+                        entry: j,
+                        plan,
+                    })?;
+                }
+                if !trace.unzips.is_empty() {
+                    if info.inner_of.is_some() {
+                        return Err(format!(
+                            "{}: is a zip inside an unpacked zip; unzip unpacks zip entries \
+                             of the input only (narrow the later unzip step's `files`)",
+                            what()
+                        ));
+                    }
+                    unpacked.entry(j).or_default().extend(trace.unzips);
+                    unzipped.push((k, j));
+                }
             }
         }
     }
@@ -143,7 +163,39 @@ pub fn layout_output_entries(
         dropped: b.dropped,
         step_hits,
         inner,
+        unzipped,
     })
+}
+
+impl OutputPlan {
+    /// True when an active `unzip` step may unpack entries of this output.
+    pub fn unzips(&self) -> bool {
+        (0..self.steps.len())
+            .any(|i| self.step_active(i) && matches!(self.steps[i], Step::Unzip { .. }))
+    }
+
+    /// The zip entries (source, entry) of `sources` that `unzip` steps unpack, whose
+    /// members must be listed before the output is laid out. Empty when the sources
+    /// do not lay out (the full layout reports why).
+    pub fn unzip_containers(&self, sources: &[Vec<EntryInfo<'_>>]) -> Vec<(usize, usize)> {
+        if !self.unzips() {
+            return Vec::new();
+        }
+        layout_output_entries(self, sources).map_or_else(|_| Vec::new(), |l| l.unzipped)
+    }
+}
+
+/// `entry "a" of input "X"`, or for a member of an unpacked zip entry
+/// `entry "m" of zip "dist/a.zip" of input "X"`.
+fn entry_label(op: &OutputPlan, list: &[EntryInfo<'_>], k: usize, info: &EntryInfo<'_>) -> String {
+    let input = &op.sources[k].input_name;
+    match info.inner_of {
+        None => format!("entry {:?} of input {input:?}", info.name),
+        Some(c) => format!(
+            "entry {:?} of zip {:?} of input {input:?}",
+            info.name, list[c].name
+        ),
+    }
 }
 
 /// The state of [`layout_output`]: entries kept so far (`None` once replaced), and
@@ -171,10 +223,15 @@ struct Names {
 impl LayoutBuilder<'_> {
     /// `"name" from input "X"`: a planned entry as its input names it.
     fn describe(&self, p: &Planned) -> String {
-        format!(
-            "{:?} from input {:?}",
-            self.sources[p.source][p.entry].name, self.op.sources[p.source].input_name
-        )
+        let list = &self.sources[p.source];
+        let input = &self.op.sources[p.source].input_name;
+        match list[p.entry].inner_of {
+            None => format!("{:?} from input {input:?}", list[p.entry].name),
+            Some(c) => format!(
+                "{:?} from zip {:?} of input {input:?}",
+                list[p.entry].name, list[c].name
+            ),
+        }
     }
 
     fn add_entry(&mut self, new: Planned) -> Result<(), String> {
@@ -398,6 +455,9 @@ impl OutputPlan {
                 } | Step::Zip {
                     optional: false,
                     ..
+                } | Step::Unzip {
+                    optional: false,
+                    ..
                 }
             )
     }
@@ -441,7 +501,15 @@ impl OutputPlan {
                     globs.written()
                 ),
             ),
-            _ => unreachable!("only content, export, copy and zip steps must match"),
+            Step::Unzip { globs, .. } => perr(
+                format!("{field}.files"),
+                format!(
+                    "matched no zip entry of {whose} (files {:?}); set \"optional\": true \
+                     if the zip may be absent",
+                    globs.written()
+                ),
+            ),
+            _ => unreachable!("only content, export, copy, zip and unzip steps must match"),
         }
     }
 }

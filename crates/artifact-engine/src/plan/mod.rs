@@ -43,7 +43,7 @@ use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
 pub use custom::{CustomStep, StepRegistry};
-pub use decide::{EntryInfo, EntryKind, EntryPlan, Trace};
+pub use decide::{EntryInfo, EntryKind, EntryPlan, Trace, Unzip};
 use glob::Globs;
 pub use layout::{
     layout_output, layout_output_entries, layout_output_kinds, OutputLayout, Planned,
@@ -216,6 +216,15 @@ enum Step {
         globs: Globs,
         to: String,
         strip: Option<String>,
+        /// May match no entry.
+        optional: bool,
+    },
+    /// Matching zip entries are replaced by their members, under `to` (default: the
+    /// entry's path without its extension, and `/`); `keep` keeps the entry too.
+    Unzip {
+        globs: Globs,
+        to: Option<String>,
+        keep: bool,
         /// May match no entry.
         optional: bool,
     },

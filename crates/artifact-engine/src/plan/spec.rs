@@ -214,6 +214,8 @@ pub enum StepSpec {
     Copy(CopySpec),
     /// Pack matching entries into a new zip entry (a nested archive).
     Zip(ZipSpec),
+    /// Unpack matching zip entries into the tree (their members go through the later steps).
+    Unzip(UnzipSpec),
     /// Add a JSON manifest listing every entry written before it (path, size, sha256).
     Manifest(ManifestSpec),
     /// Publish a value read from an entry as a CodePipeline output variable.

@@ -296,8 +296,8 @@ pub struct CopySpec {
 
 /// Packing a subtree into a zip entry of its own, e.g. one Lambda function's code out
 /// of a monorepo artifact. Matching entries leave the output's tree and become the
-/// members of a new zip entry at `to` (written stored, so its members are raw copies
-/// or their transformed bytes, streamed), under their path with `strip_prefix`
+/// members of a new zip entry at `to` (deflated as it streams; its members are raw
+/// copies or their transformed bytes), under their path with `strip_prefix`
 /// removed; steps after this one see only the new entry.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +312,33 @@ pub struct ZipSpec {
     pub strip_prefix: Option<String>,
     /// Let the step match no entry (no zip is written then). By default a zip step
     /// that matches nothing fails the job before data moves.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Unpacking zip entries into the tree, e.g. a build's `dist/site.zip` whose files a
+/// later stage wants loose. Each matching entry is replaced by its members, at `to`
+/// followed by their path inside the zip (default: the entry's path without its
+/// extension, and `/`: `dist/site.zip` gives `dist/site/index.html`); the members go
+/// through the steps after this one, the zip entry itself only with `keep`. The inner
+/// zip's central directory is read (and its names checked like the input's) before
+/// data moves; its members are then read by range like any entry, so they stream and
+/// are copied raw when untouched. The inner zip must be stored in the input (not
+/// deflated): Info-ZIP `zip` stores `.zip` files by default, `zip -0` always.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnzipSpec {
+    /// Globs of the zip entries to unpack, e.g. `["dist/*.zip"]`.
+    pub files: Vec<String>,
+    /// Directory the members go under, e.g. `"site/"` (templated with `${NAME}`; `""`
+    /// for the root). Default: the zip entry's path without its extension, and `/`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Keep the zip entry too (it goes through the later steps like any entry).
+    #[serde(default)]
+    pub keep: bool,
+    /// Let the step match no entry. By default an unzip step that matches nothing
+    /// fails the job before data moves.
     #[serde(default)]
     pub optional: bool,
 }

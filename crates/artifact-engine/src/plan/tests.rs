@@ -1409,6 +1409,7 @@ fn select_by_type_and_size() {
         kind,
         size,
         executable,
+        inner_of: None,
     };
     let entries = vec![
         info("bin/", EntryKind::Dir, 0, false),

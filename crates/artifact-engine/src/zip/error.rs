@@ -33,6 +33,14 @@ pub enum ZipError {
         /// The disagreement.
         why: String,
     },
+    /// A problem inside a zip entry that is itself a zip (read by `unzip`).
+    #[error("inner zip {zip:?}: {source}")]
+    Inner {
+        /// The zip entry's name in its archive.
+        zip: String,
+        /// What is wrong inside it.
+        source: Box<ZipError>,
+    },
     /// Entry data is corrupt (CRC mismatch, bad deflate stream, wrong size).
     #[error("entry {name:?}: corrupt data: {why}")]
     Data {

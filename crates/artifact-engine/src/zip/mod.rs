@@ -2,6 +2,7 @@
 //! streaming writer of headers and trailers.
 
 mod error;
+pub mod inner;
 pub mod read;
 pub mod write;
 
