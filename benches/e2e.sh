@@ -35,6 +35,17 @@
 #   E2E_THREADS1=0     skip runner-1t (default 1: measure it right after runner)
 #   E2E_CHART=PATH     write the chart there (relative to the current directory;
 #                      default $E2E_WORK/run/e2e-latest.svg), e.g. docs/e2e.svg
+#   E2E_SHAPE=SPEC     model real S3's network: the measured implementations (floor,
+#                      runner, runner-1t, reference) reach the server through
+#                      benches/e2e/shape.py, a local proxy. SPEC is a comma-separated
+#                      list of "<N>ms" (each request's first byte is held N ms, and each
+#                      new connection N ms more) and "<N>MBps" (each connection capped
+#                      at N MB/s per direction, MB = 1e6 bytes), either or both, e.g.
+#                      E2E_SHAPE=30ms,40MBps. Setup, collecting and checking outputs
+#                      talk to the server directly; KMS is not shaped. The shaping and
+#                      each run's traffic (connections, requests) go into the results
+#                      and the table; the proxy's log is $E2E_WORK/run/shape.log.
+#                      Unset (default): no proxy.
 #
 # Exit status: 0 when every run succeeded and the outputs verified; the targets
 # (large: runner <= 1.3x floor, reference >= 3x and >= 5x runner wall, runner RSS
@@ -66,6 +77,20 @@ THREADS1=1
 [[ "${E2E_THREADS1:-1}" != 0 ]] || THREADS1=0
 impls=(floor runner reference)
 if ((THREADS1)); then impls=(floor runner runner-1t reference); fi
+SHAPE_LATENCY_MS=0
+SHAPE_MBPS=0
+if [[ -n "${E2E_SHAPE:-}" ]]; then
+    IFS=, read -ra shape_parts <<<"$E2E_SHAPE"
+    for part in "${shape_parts[@]}"; do
+        if [[ "$part" =~ ^([0-9]+(\.[0-9]+)?)ms$ ]]; then
+            SHAPE_LATENCY_MS="${BASH_REMATCH[1]}"
+        elif [[ "$part" =~ ^([0-9]+(\.[0-9]+)?)MBps$ ]]; then
+            SHAPE_MBPS="${BASH_REMATCH[1]}"
+        else
+            die "E2E_SHAPE: '$part' is neither <N>ms nor <N>MBps (e.g. 30ms,40MBps)"
+        fi
+    done
+fi
 
 # ---------------------------------------------------------------- tools
 if [[ ! -x /usr/bin/time ]]; then
@@ -117,9 +142,57 @@ RESULTS="$WORK/run/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : >"$RESULTS"
 ln -sfn "$(basename "$RESULTS")" "$WORK/run/results-latest.jsonl"
 
+# ---------------------------------------------------------------- network shaping
+# The endpoint the measured implementations use: the server's, or the shaping proxy's.
+MEASURE_S3_ENDPOINT="$LOCAL_STACK_S3_ENDPOINT"
+SHAPE_PID=""
+SHAPE_STATS="$WORK/run/shape.stats.json"
+stop_shape() {
+    [[ -n "$SHAPE_PID" ]] || return 0
+    kill -TERM "$SHAPE_PID" 2>/dev/null || true
+    wait "$SHAPE_PID" 2>/dev/null || true
+    SHAPE_PID=""
+}
+# shape_snapshot FILE: the proxy's counters since the previous snapshot, into FILE.
+shape_snapshot() {
+    local i
+    rm -f "$SHAPE_STATS"
+    kill -USR1 "$SHAPE_PID" 2>/dev/null \
+        || die "the shaping proxy is gone (see $WORK/run/shape.log)"
+    for ((i = 0; i < 50; i++)); do
+        if [[ -s "$SHAPE_STATS" ]]; then
+            mv -f "$SHAPE_STATS" "$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "no counters from the shaping proxy (see $WORK/run/shape.log)"
+}
+if [[ -n "${E2E_SHAPE:-}" ]]; then
+    port_file="$WORK/run/shape.port"
+    rm -f "$port_file" "$SHAPE_STATS"
+    trap stop_shape EXIT
+    "$PY" "$HERE/shape.py" --upstream "$LOCAL_STACK_S3_ENDPOINT" --listen-port 0 \
+        --latency-ms "$SHAPE_LATENCY_MS" --bandwidth-mbps "$SHAPE_MBPS" \
+        --port-file "$port_file" --stats-file "$SHAPE_STATS" >"$WORK/run/shape.log" 2>&1 &
+    SHAPE_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$port_file" ]] && break
+        kill -0 "$SHAPE_PID" 2>/dev/null \
+            || die "the shaping proxy did not start: $(cat "$WORK/run/shape.log")"
+        sleep 0.1
+    done
+    [[ -s "$port_file" ]] || die "the shaping proxy did not report its port in 10 s"
+    MEASURE_S3_ENDPOINT="http://127.0.0.1:$(<"$port_file")"
+    log "network shaping (E2E_SHAPE=$E2E_SHAPE): ${SHAPE_LATENCY_MS} ms per request," \
+        "${SHAPE_MBPS} MB/s per connection (0: unlimited), through $MEASURE_S3_ENDPOINT"
+fi
+
 # ---------------------------------------------------------------- measuring
 # measure WORKLOAD IMPL CMD...: runs CMD under /usr/bin/time -v with its own empty
-# TMPDIR (sampled with du every 0.5 s) and no ambient AWS credentials; records it.
+# TMPDIR (sampled with du every 0.5 s) and no ambient AWS credentials, with
+# LOCAL_STACK_S3_ENDPOINT (floor.py and reference.py read it) set to
+# $MEASURE_S3_ENDPOINT; records it, with the proxy's traffic counters when shaping.
 measure() {
     local wl="$1" impl="$2"; shift 2
     local dir="$WORK/run/$wl/$impl"
@@ -128,6 +201,7 @@ measure() {
     sync
     env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
         TMPDIR="$dir/tmp" RUST_LOG="${RUST_LOG:-warn}" \
+        LOCAL_STACK_S3_ENDPOINT="$MEASURE_S3_ENDPOINT" \
         /usr/bin/time -v -o "$dir/time.txt" "$@" >"$dir/stdout" 2>"$dir/stderr" &
     local pid=$! peak=0 size rc=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -136,8 +210,13 @@ measure() {
         sleep 0.5
     done
     wait "$pid" || rc=$?
+    local net=()
+    if [[ -n "$SHAPE_PID" ]]; then
+        shape_snapshot "$dir/network.json"
+        net=("$dir/network.json")
+    fi
     "$PY" "$HERE/report.py" record "$RESULTS" "$wl" "$impl" "$rc" "$dir/time.txt" \
-        "$dir/stdout" "$peak"
+        "$dir/stdout" "$peak" ${net[@]+"${net[@]}"}
     if ((rc != 0)); then
         log "$impl on $wl failed (rc $rc); last lines of $dir/stderr:"
         tail -n 20 "$dir/stderr" >&2 || true
@@ -155,12 +234,12 @@ for wl in "${workloads[@]}"; do
             "out/floor-$wl.zip" "$KMS_KEY"
         # shellcheck disable=SC2086
         measure "$wl" runner "$RUNNER_BIN" run "$WORK/run/$wl/event.json" --json \
-            --s3-endpoint "$LOCAL_STACK_S3_ENDPOINT" --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" \
+            --s3-endpoint "$MEASURE_S3_ENDPOINT" --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" \
             ${E2E_RUNNER_ARGS:-}
         if ((THREADS1)); then
             # shellcheck disable=SC2086
             measure "$wl" runner-1t "$RUNNER_BIN" run "$WORK/run/$wl/event-1t.json" --json \
-                --s3-endpoint "$LOCAL_STACK_S3_ENDPOINT" \
+                --s3-endpoint "$MEASURE_S3_ENDPOINT" \
                 --kms-endpoint "$LOCAL_STACK_KMS_ENDPOINT" ${E2E_RUNNER_ARGS:-} --threads 1
         fi
         measure "$wl" reference "$PY" "$HERE/reference.py" "$CREDS" "$BUCKET" "in/$wl.zip" \
@@ -171,6 +250,7 @@ for wl in "${workloads[@]}"; do
     fi
 done
 if grep -q '"rc": [1-9]' "$RESULTS"; then failed=1; fi
+stop_shape
 
 echo
 "$PY" "$HERE/report.py" table "$RESULTS"

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Results of benches/e2e.sh.
 
-    report.py record RESULTS WORKLOAD IMPL RC TIME_FILE STDOUT_FILE TMP_PEAK_BYTES
+    report.py record RESULTS WORKLOAD IMPL RC TIME_FILE STDOUT_FILE TMP_PEAK_BYTES [NET_FILE]
         appends one run (parsed from `/usr/bin/time -v` and the implementation's JSON
-        stdout) to RESULTS (JSON lines)
+        stdout) to RESULTS (JSON lines); NET_FILE, when the run went through the
+        shaping proxy (E2E_SHAPE), holds its shaping and traffic counters (shape.py's
+        stats file), recorded as the row's "network"
     report.py table RESULTS
         prints the table per workload and implementation: median wall time, MB/s,
         CPU seconds (user + sys of the measured process), CPU-s/GB of input, MB/s per
-        busy core, max peak RSS and temp disk over repeats, ratios; then the targets
+        busy core, max peak RSS and temp disk over repeats, ratios (for shaped runs,
+        a "network:" line first and the requests and connections of the median run
+        as columns); then the targets
         for `large` (runner <= 1.3x floor, reference >= 3x and >= 5x runner wall,
         runner peak RSS <= 256 MiB, runner CPU-s/GB <= 4.0), reported, not enforced
     report.py chart RESULTS OUT.svg
@@ -52,7 +56,7 @@ def parse_time(path):
                 sys=float(field("System time (seconds)") or 0))
 
 
-def record(results, wl, impl, rc, time_file, stdout_file, tmp_peak):
+def record(results, wl, impl, rc, time_file, stdout_file, tmp_peak, net_file=None):
     row = dict(workload=wl, impl=impl, rc=int(rc), **parse_time(time_file))
     manifest = json.loads((WORK / "workloads" / f"{wl}.json").read_text())
     row["input_bytes"] = manifest["bytes"]
@@ -76,6 +80,8 @@ def record(results, wl, impl, rc, time_file, stdout_file, tmp_peak):
         row["detail"] = out.get("phases")
         # The sampler polls every 0.5 s; the reference also adds up what it wrote.
         row["tmp_peak_bytes"] = max(row["tmp_peak_bytes"], out.get("tmp_peak_bytes") or 0)
+    if net_file:
+        row["network"] = json.loads(Path(net_file).read_text())
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
     status = "ok" if row["rc"] == 0 else f"FAILED (rc {row['rc']})"
@@ -88,9 +94,28 @@ def per(num, den):
     return num / den if den else None
 
 
+def load_rows(results):
+    return [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
+
+
+def network_note(rows):
+    """"network: ..." for results measured through the shaping proxy, else None."""
+    shapes = {(n["latency_ms"], n["bandwidth_MBps"]) for r in rows if (n := r.get("network"))}
+    if not shapes:
+        return None
+    parts = []
+    for latency, mbps in sorted(shapes):
+        lat = f"{latency:g} ms/request" if latency else "no added latency"
+        bw = f"{mbps:g} MB/s per connection" if mbps else "no bandwidth cap"
+        parts.append(f"{lat}, {bw}")
+    direct = sum(1 for r in rows if not r.get("network"))
+    return ("network: " + "; ".join(parts) + " (benches/e2e/shape.py)"
+            + (f"; {direct} runs direct" if direct else ""))
+
+
 def aggregate(results):
     """(workloads in order, {(workload, impl): medians / maxima over its repeats})."""
-    rows = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
+    rows = load_rows(results)
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     agg = {}
     for wl in workloads:
@@ -108,6 +133,10 @@ def aggregate(results):
             a["mbs"] = per(a["input"] / 1e6, a["wall"])
             a["cpu_gb"] = per(a["cpu"], a["input"] / 1e9)
             a["mbs_core"] = per(a["input"] / 1e6, a["cpu"])
+            # Traffic through the shaping proxy: the run with the median wall time's.
+            net = sorted(rs, key=lambda r: r["wall"])[(len(rs) - 1) // 2].get("network")
+            if net:
+                a["net"] = net
     return [wl for wl in workloads if any(k[0] == wl for k in agg)], agg
 
 
@@ -124,10 +153,18 @@ def ratio_cell(agg, wl, impl):
     return cell.strip()
 
 
-def table_lines(workloads, agg):
+def net_cells(a):
+    """Requests and connections (max open at once) of a shaped run."""
+    n = a.get("net")
+    if not n:
+        return ("-", "-")
+    return (str(n["requests"]), f"{n['connections']} ({n['max_open_connections']})")
+
+
+def table_lines(workloads, agg, shaped=False):
     return [(wl, LABEL[impl], f"{a['wall']:.2f}", fixed(a["mbs"], 1), f"{a['cpu']:.2f}",
              fixed(a["cpu_gb"], 2), fixed(a["mbs_core"], 1), f"{a['rss']:.1f}",
-             f"{a['tmp']:.1f}", ratio_cell(agg, wl, impl))
+             f"{a['tmp']:.1f}", *(net_cells(a) if shaped else ()), ratio_cell(agg, wl, impl))
             for wl in workloads for impl in IMPLS if (a := agg.get((wl, impl)))]
 
 
@@ -190,13 +227,20 @@ def print_targets(workloads, agg):
 
 def table(results):
     workloads, agg = aggregate(results)
+    note = network_note(load_rows(results))
     head = ("workload", "implementation", "wall s", "MB/s", "CPU s", "CPU-s/GB", "MB/s/core",
             "peak RSS MiB", "temp disk MiB", "ratio")
-    print_columns(head, table_lines(workloads, agg))
+    if note:
+        print(note)
+        head = (*head[:-1], "requests", "conns (max open)", head[-1])
+    print_columns(head, table_lines(workloads, agg, shaped=bool(note)))
     print(f"\n{sizes_note(workloads, agg)}\n"
           "MB/s = input MB / wall s; CPU s = user + sys of the measured process (not the S3 "
           "server's);\nCPU-s/GB = CPU s per 1e9 input bytes; MB/s/core = input MB / CPU s; "
           "peak RSS, temp disk: max over runs")
+    if note:
+        print("requests, conns: through the shaping proxy in the median run (KMS not included); "
+              "a new connection\nwaits the latency once more before its first request")
     return print_targets(workloads, agg)
 
 
@@ -291,9 +335,14 @@ def chart(results, out):
             text(MARGIN, 50, "CPU = user + sys of the measured process (the S3 server's not "
                  "included); GB = 1e9 bytes of input; " + Path(results).resolve().name,
                  size=11, fill="#555")]
-    elems, y = legend(64, [i for i in IMPLS if any(k[1] == i for k in agg)])
+    top = 64
+    note = network_note(load_rows(results))
+    if note:
+        body.append(text(MARGIN, 66, note, size=11, fill="#555"))
+        top = 80
+    elems, y = legend(top, [i for i in IMPLS if any(k[1] == i for k in agg)])
     body += elems
-    y += 64 + 12
+    y += top + 12
     for wl in workloads:
         elems, h = workload_block(y, wl, agg)
         body += elems
@@ -310,7 +359,7 @@ def chart(results, out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "record" and len(sys.argv) == 9:
+    if len(sys.argv) >= 2 and sys.argv[1] == "record" and len(sys.argv) in (9, 10):
         record(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "table":
         table(sys.argv[2])
