@@ -1,9 +1,10 @@
 //! `unzip` in real jobs against the local S3 stack: the members of a stored inner zip
 //! are read by range with the job's session credentials (a large one streamed raw in
 //! pieces, one templated), written into the output as entries of their own and read
-//! back with Python, unzip and Java; the dry run lists them as `zip:member`; an inner
-//! zip that cannot be read in place, or that hides a hostile name, fails the job
-//! naming it, and no output is written.
+//! back with Python, unzip and Java; the dry run lists them as `zip:member`. A deflated
+//! inner zip is inflated to find its directory, then its members are cut from it as it
+//! inflates again. An inner zip that is not one, or that hides a hostile name, fails
+//! the job naming it, and no output is written.
 
 use std::time::{Duration, Instant};
 
@@ -121,9 +122,48 @@ async fn members_of_a_stored_inner_zip_become_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compressed_inner_zip_fails_naming_it() {
-    let (result, out, _) = run_job(&site_zip(b"small"), false, PARAMS).await;
-    let (t, m) = result.expect_err("a deflated inner zip cannot be read in place");
+async fn members_of_a_deflated_inner_zip_are_cut_from_it_as_it_inflates() {
+    // Raw, templated and large members, a copy that goes back to an earlier member
+    // (a second inflation), and members of one zip interleaved with an own entry by
+    // a zip step: every order the producer and the read plan must agree on.
+    let big = noise(9 << 20, 8);
+    let params = r#"{"variables": {"V": "4"}, "steps": [
+        {"unzip": {"files": ["dist/*.zip"]}},
+        {"copy": {"from": "dist/site/config.json", "to": "config.json"}},
+        {"template": {"files": ["**/*.json"]}},
+        {"zip": {"files": ["README.md", "dist/site/assets/"], "to": "bundle.zip"}}]}"#;
+    let (result, out, dry) = run_job(&site_zip(&big), false, params).await;
+    result.expect("the job succeeds");
+    let out = out.expect("an output");
+    check_with_external_readers(&out);
+    let files = read_zip(&out);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["bundle.zip", "dist/site/config.json", "config.json"]
+    );
+    assert_eq!(files[1].1, br#"{"v": "4"}"#);
+    assert_eq!(files[2].1, br#"{"v": "4"}"#);
+    let bundle = read_zip(&files[0].1);
+    let names: Vec<&str> = bundle.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["README.md", "dist/site/assets/", "dist/site/assets/big.bin"]
+    );
+    assert!(bundle[2].1 == big, "the large member is copied exactly");
+    let entries = dry["outputs"][0]["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["entry"] == "dist/site.zip:assets/big.bin"),
+        "{dry}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deflated_inner_zip_that_is_not_a_zip_fails_naming_it() {
+    let (result, out, _) = run_job(&noise(100_000, 9), false, PARAMS).await;
+    let (t, m) = result.expect_err("not a zip");
     assert_eq!(t, "JobFailed");
     assert!(m.contains("inner zip \"dist/site.zip\""), "{m}");
     assert!(m.contains("input artifact \"In\""), "{m}");

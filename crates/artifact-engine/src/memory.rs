@@ -2,6 +2,8 @@
 //! uses, for fuzzing, benchmarks, unit tests and small local jobs. One input, one
 //! output (the plan's first output, fed by its first source).
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use rayon::prelude::*;
 
@@ -58,12 +60,9 @@ pub fn rewrite(
         plan
     };
     let op = plan.output(0);
-    let Unpacked {
-        entries,
-        ends,
-        member_of,
-    } = unzip_members(archive, op, entries, ends)?;
-    plan.limits().check(&entries)?;
+    let unpacked = unzip_members(archive, op, entries, ends)?;
+    let (entries, member_of) = (&unpacked.entries, &unpacked.member_of);
+    plan.limits().check(entries)?;
     let own = entries.len() - member_of.len();
     let names: Vec<EntryInfo<'_>> = entries
         .iter()
@@ -79,7 +78,7 @@ pub fn rewrite(
         .par_iter()
         .map(|p| {
             let e = &entries[p.entry];
-            let region = bytes.slice(e.header_offset as usize..ends[p.entry] as usize);
+            let region = unpacked.region(&bytes, p.entry);
             if e.is_symlink() {
                 check_symlink(e, &p.plan, &compressed_data(e, &region)?)?;
             }
@@ -156,6 +155,21 @@ struct Unpacked {
     ends: Vec<u64>,
     /// For each member (after the archive's own entries), its zip entry's index.
     member_of: Vec<usize>,
+    /// The bytes of each deflated zip entry unpacked, inflated: its members' offsets
+    /// are in these.
+    inflated: HashMap<usize, Bytes>,
+}
+
+impl Unpacked {
+    /// Entry `i`'s region: in the archive, or in its inflated zip entry.
+    fn region(&self, archive: &Bytes, i: usize) -> Bytes {
+        let own = self.entries.len() - self.member_of.len();
+        let from = i
+            .checked_sub(own)
+            .and_then(|m| self.inflated.get(&self.member_of[m]))
+            .unwrap_or(archive);
+        from.slice(self.entries[i].header_offset as usize..self.ends[i] as usize)
+    }
 }
 
 /// `entries` and their region `ends`, followed by the members of the zip entries
@@ -174,20 +188,28 @@ fn unzip_members(
         .collect();
     containers.sort_unstable();
     containers.dedup();
-    let mut member_of = Vec::new();
+    let (mut member_of, mut inflated) = (Vec::new(), HashMap::new());
     for c in containers {
         let e = &entries[c];
-        inner::check_container(e)?;
+        let deflated = inner::check_container(e)?;
         let at = e.header_offset as usize;
         let probe = archive
             .get(at..at + inner::header_probe_len(e) as usize)
             .unwrap_or_default();
         let r = inner::inner_range(e, probe, ends[c])?;
-        let bytes = &archive[r.start as usize..r.end as usize];
+        let data = &archive[r.start as usize..r.end as usize];
         let in_zip = |err| inner::in_zip(&e.name, err);
+        let plain = match deflated {
+            true => Some(Bytes::from(crate::entry::decompress(e, data)?)),
+            false => None,
+        };
+        let bytes = plain.as_deref().unwrap_or(data);
         let (eocd, mut members) = index_bytes_with(bytes, &op.name_rules).map_err(in_zip)?;
         let mut member_ends = region_ends(&members, eocd.cd_offset).map_err(in_zip)?;
-        inner::rebase(&mut members, &mut member_ends, r.start);
+        match plain {
+            Some(b) => _ = inflated.insert(c, b),
+            None => inner::rebase(&mut members, &mut member_ends, r.start),
+        }
         member_of.extend(std::iter::repeat_n(c, members.len()));
         entries.extend(members);
         ends.extend(member_ends);
@@ -196,6 +218,7 @@ fn unzip_members(
         entries,
         ends,
         member_of,
+        inflated,
     })
 }
 

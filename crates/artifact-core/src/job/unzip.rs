@@ -43,11 +43,12 @@ pub(super) async fn add_unzipped_members(
         entries: settings.max_entries / indexes.len().max(1) as u64,
     };
     let (rules, bombs) = (plan.name_rules(), plan.limits());
+    let chunk = settings.read_chunk;
     for (i, containers) in wanted {
         let a = &job.data.input_artifacts[i];
         let loc = Job::location(a);
         let containers: Vec<usize> = containers.into_iter().collect();
-        let index = add_members(store, &indexes[&i], &containers, &rules, limits)
+        let index = add_members(store, &indexes[&i], &containers, &rules, limits, chunk)
             .await
             .and_then(|idx| Ok(bombs.check(&idx.entries).map(|_| idx)?))
             .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))?;

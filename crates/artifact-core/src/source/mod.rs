@@ -29,6 +29,7 @@
 pub mod inner;
 mod read;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use artifact_engine::names::NameRules;
@@ -66,12 +67,22 @@ pub struct ZipIndex {
     pub own: usize,
     /// For each member (`entries[own + m]`), the index of the zip entry holding it.
     pub member_of: Vec<usize>,
+    /// The unpacked zip entries that are deflated, with their compressed data's range:
+    /// their members' offsets are in the inflated zip, and they are read by inflating
+    /// it (see [`read`]).
+    pub deflated: BTreeMap<usize, Range<u64>>,
 }
 
 impl ZipIndex {
     /// The archive's own entries (its central directory), without unpacked members.
     pub fn own_entries(&self) -> &[CdEntry] {
         &self.entries[..self.own]
+    }
+
+    /// For a member of a deflated zip entry: that entry, and its compressed data.
+    pub fn deflated_container(&self, entry: usize) -> Option<(usize, Range<u64>)> {
+        let c = *self.member_of.get(entry.checked_sub(self.own)?)?;
+        Some((c, self.deflated.get(&c)?.clone()))
     }
 
     /// Every entry as the plan sees it, members marked with their zip entry.
@@ -120,6 +131,7 @@ pub async fn load_index(
         entries: dir.entries,
         ends: dir.ends,
         member_of: Vec::new(),
+        deflated: BTreeMap::new(),
     })
 }
 
@@ -132,7 +144,7 @@ pub(crate) struct Directory {
 
 /// Reads the directory of the `size`-byte zip whose bytes `get` returns by range
 /// (offsets relative to the zip's first byte), within `limits`.
-pub(crate) async fn read_directory<F, Fut>(
+pub(crate) async fn read_directory<F, Fut, E>(
     get: F,
     size: u64,
     rules: &NameRules,
@@ -140,7 +152,8 @@ pub(crate) async fn read_directory<F, Fut>(
 ) -> Result<Directory, ArtifactCause>
 where
     F: Fn(Range<u64>) -> Fut,
-    Fut: std::future::Future<Output = Result<Bytes, crate::store::StoreError>>,
+    Fut: std::future::Future<Output = Result<Bytes, E>>,
+    ArtifactCause: From<E>,
 {
     let max_cd_size = limits.cd_bytes;
     let tail_len = size.min(TAIL_LEN);

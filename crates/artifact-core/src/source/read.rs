@@ -2,6 +2,8 @@
 //! turned into [`Piece`]s in order by a producer task (see the parent module for the
 //! invariants: pinned reads, bounded regions, budgets, the end marker).
 
+mod inflated;
+
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -159,10 +161,7 @@ pub fn stream_entries(
 ) -> impl Stream<Item = Result<Piece, ArtifactCause>> + Send + 'static {
     let chunk = plan.chunk.min(budgets.read_bytes).max(1);
     let plan = ReadPlan { chunk, ..plan };
-    let regions: Vec<Range<u64>> = wants
-        .iter()
-        .map(|w| index.entries[w.entry].header_offset..index.ends[w.entry])
-        .collect();
+    let regions = inflated::member_regions(&index, &wants);
     let requests = plan_requests(&regions, &plan);
     let loc = index.location.clone();
     let etag = index.etag.clone();
@@ -194,6 +193,8 @@ pub fn stream_entries(
             },
             tx,
             budgets,
+            chunk,
+            inflating: None,
         };
         if let Err(e) = producer.run(&index, &wants, regions).await {
             let _ = producer.tx.send(Err(e)).await;
@@ -246,6 +247,10 @@ struct Producer<S> {
     chunks: ChunkCursor<S>,
     tx: mpsc::Sender<Result<Piece, ArtifactCause>>,
     budgets: Budgets,
+    /// The largest ranged GET (and slice of an inflated member sent).
+    chunk: u64,
+    /// The deflated inner zip being inflated for its members, if any.
+    inflating: Option<inflated::Inflating>,
 }
 
 impl<S> Producer<S>
@@ -260,6 +265,13 @@ where
     ) -> Result<(), ArtifactCause> {
         for (w, r) in wants.iter().zip(regions) {
             let e = &index.entries[w.entry];
+            if let Some((c, data)) = index.deflated_container(w.entry) {
+                if self.member(index, w, c, data).await?.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.inflating = None;
             let sent = match w.whole {
                 Some(footprint) => self.whole(w.tag, r, footprint).await?,
                 None => self.streamed(e, w, r).await?,

@@ -322,9 +322,9 @@ pub struct ZipSpec {
 /// extension, and `/`: `dist/site.zip` gives `dist/site/index.html`); the members go
 /// through the steps after this one, the zip entry itself only with `keep`. The inner
 /// zip's central directory is read (and its names checked like the input's) before
-/// data moves; its members are then read by range like any entry, so they stream and
-/// are copied raw when untouched. The inner zip must be stored in the input (not
-/// deflated): Info-ZIP `zip` stores `.zip` files by default, `zip -0` always.
+/// data moves; its members then stream and are copied raw when untouched: read by
+/// range when the inner zip is stored in the input, cut from it as it is inflated
+/// again when it is deflated.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UnzipSpec {

@@ -1,17 +1,20 @@
-//! Zip entries that are zips themselves, read in place for `unzip`. An inner zip
-//! stored (not compressed) in its archive is a contiguous range of the archive's
-//! bytes, so its members are entries of the archive at shifted offsets: their
-//! central directory is read from the end of that range, and their data by range
-//! like any entry's, raw when untouched.
+//! Zip entries that are zips themselves, read for `unzip`. An inner zip stored (not
+//! compressed) in its archive is a contiguous range of the archive's bytes, so its
+//! members are entries of the archive at shifted offsets ([`rebase`]): their central
+//! directory is read from the end of that range, and their data by range like any
+//! entry's, raw when untouched. A deflated inner zip's bytes exist only as they are
+//! inflated: its central directory is found by inflating it once, keeping only its
+//! tail ([`TailRing`]), and its members are cut from a second inflation as they are
+//! written; their offsets stay relative to the inflated zip.
 //!
-//! Invariants: a member's offsets are checked against the inner zip's own range
+//! Invariants: a member's offsets are checked against the inner zip's own extent
 //! (its region ends where the inner zip's central directory starts), so reading a
 //! member never runs outside the zip entry it came from; every error inside an inner
 //! zip is [`ZipError::Inner`], naming the zip entry.
 
 use std::ops::Range;
 
-use super::read::{check_local_header, CdEntry, METHOD_STORED};
+use super::read::{check_local_header, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 use super::ZipError;
 
 /// `e` as the zip entry named `zip` reports it: [`ZipError::Inner`].
@@ -22,27 +25,26 @@ pub fn in_zip(zip: &str, e: ZipError) -> ZipError {
     }
 }
 
-/// Checks that `e` can be read in place as an inner zip: a file stored without
-/// compression (encrypted entries are refused when the directory is parsed).
-pub fn check_container(e: &CdEntry) -> Result<(), ZipError> {
+/// Checks that `e` can be read as an inner zip: a file, stored or deflated
+/// (encrypted entries are refused when the directory is parsed). True when deflated.
+pub fn check_container(e: &CdEntry) -> Result<bool, ZipError> {
     if e.is_dir() || e.is_symlink() {
         return Err(in_zip(
             &e.name,
             ZipError::NotZip("a directory or symbolic link, not a file".into()),
         ));
     }
-    if e.method != METHOD_STORED {
-        return Err(in_zip(
+    match e.method {
+        METHOD_STORED => Ok(false),
+        METHOD_DEFLATED => Ok(true),
+        m => Err(in_zip(
             &e.name,
             ZipError::Unsupported(format!(
-                "it is compressed (method {}) in its archive; unzip reads inner zips stored \
-                 without compression, which Info-ZIP `zip` does for .zip files by default \
-                 (`zip -0` or `-n .zip` forces it); make the outer archive store it",
-                e.method
+                "it is compressed with method {m} in its archive; unzip reads inner zips \
+                 stored or deflated"
             )),
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// How many bytes of `e`'s local header to read for [`inner_range`].
@@ -75,6 +77,201 @@ pub fn rebase(members: &mut [CdEntry], ends: &mut [u64], base: u64) {
     }
     for end in ends.iter_mut() {
         *end += base;
+    }
+}
+
+/// The last `cap` bytes of a stream, kept in a ring while it passes (the end of a
+/// deflated inner zip, where its central directory is, without holding the rest).
+#[derive(Debug)]
+pub struct TailRing {
+    buf: Vec<u8>,
+    cap: usize,
+    /// Bytes pushed so far.
+    total: u64,
+}
+
+impl TailRing {
+    /// A ring keeping the last `cap` bytes.
+    pub fn new(cap: usize) -> TailRing {
+        TailRing {
+            buf: Vec::with_capacity(cap.clamp(1, 1 << 20)),
+            cap: cap.max(1),
+            total: 0,
+        }
+    }
+
+    /// Appends `data`. The byte at stream offset `x` is kept at `x % cap`.
+    pub fn push(&mut self, data: &[u8]) {
+        let skip = data.len().saturating_sub(self.cap);
+        let (kept, at) = (&data[skip..], (self.total + skip as u64) % self.cap as u64);
+        let fits = self.total + data.len() as u64 <= self.cap as u64;
+        self.total += data.len() as u64;
+        if fits {
+            // Not wrapped yet: the ring is the stream so far.
+            self.buf.extend_from_slice(kept);
+            return;
+        }
+        // The stream now exceeds the ring: it is full from here on.
+        self.buf.resize(self.cap, 0);
+        self.overwrite(at as usize, kept);
+    }
+
+    fn overwrite(&mut self, at: usize, data: &[u8]) {
+        let first = data.len().min(self.cap - at);
+        self.buf[at..at + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Bytes pushed in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The kept tail, in order, and the stream offset of its first byte.
+    pub fn into_tail(mut self) -> (u64, Vec<u8>) {
+        if self.total > self.cap as u64 {
+            let at = (self.total % self.cap as u64) as usize;
+            self.buf.rotate_left(at);
+        }
+        (self.total - self.buf.len() as u64, self.buf)
+    }
+}
+
+/// How many leading bytes of an inflated inner zip [`TailInflater`] keeps (its first
+/// signature is checked against its directory).
+pub const HEAD_LEN: usize = 64;
+
+/// A deflated inner zip inflated once, as it streams by: its first [`HEAD_LEN`] bytes
+/// and its last bytes kept, its CRC-32 and size checked against its directory entry.
+pub struct TailInflater {
+    inflater: Inflater,
+    crc: crc32fast::Hasher,
+    ring: TailRing,
+    head: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// What [`TailInflater::finish`] kept of an inner zip.
+#[derive(Debug)]
+pub struct InflatedTail {
+    /// Its inflated size.
+    pub size: u64,
+    /// Its first bytes.
+    pub head: Vec<u8>,
+    /// Where `tail` starts in it.
+    pub tail_start: u64,
+    /// Its last bytes.
+    pub tail: Vec<u8>,
+}
+
+impl TailInflater {
+    /// Keeps the last `tail_cap` bytes.
+    pub fn new(tail_cap: usize) -> TailInflater {
+        TailInflater {
+            inflater: Inflater::new(),
+            crc: crc32fast::Hasher::new(),
+            ring: TailRing::new(tail_cap),
+            head: Vec::with_capacity(HEAD_LEN),
+            out: vec![0; 256 << 10],
+        }
+    }
+
+    /// Inflates the next compressed bytes of zip entry `e`.
+    pub fn feed(&mut self, e: &CdEntry, mut input: &[u8]) -> Result<(), ZipError> {
+        loop {
+            let (used, made) = self.inflater.inflate(e, input, &mut self.out)?;
+            input = &input[used..];
+            let out = &self.out[..made];
+            self.crc.update(out);
+            let room = HEAD_LEN - self.head.len();
+            self.head.extend_from_slice(&out[..room.min(made)]);
+            self.ring.push(out);
+            if self.ring.total() > e.uncompressed_size {
+                return Err(bad_data(e, "inflates past its declared size"));
+            }
+            if self.inflater.ended || (input.is_empty() && made < self.out.len()) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks the whole zip was inflated, to its declared size and CRC-32.
+    pub fn finish(self, e: &CdEntry) -> Result<InflatedTail, ZipError> {
+        if !self.inflater.ended {
+            return Err(bad_data(e, "deflate stream ends early"));
+        }
+        let size = self.ring.total();
+        if size != e.uncompressed_size || self.crc.finalize() != e.crc32 {
+            return Err(bad_data(
+                e,
+                "CRC-32 or size does not match the central directory",
+            ));
+        }
+        let (tail_start, tail) = self.ring.into_tail();
+        Ok(InflatedTail {
+            size,
+            head: self.head,
+            tail_start,
+            tail,
+        })
+    }
+}
+
+fn bad_data(e: &CdEntry, why: &str) -> ZipError {
+    ZipError::Data {
+        name: e.name.clone(),
+        why: why.into(),
+    }
+}
+
+/// A raw deflate stream inflated piece by piece (the data of a deflated inner zip).
+pub struct Inflater {
+    dec: flate2::Decompress,
+    /// The stream's end was reached.
+    pub ended: bool,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inflater {
+    /// A new raw deflate stream.
+    pub fn new() -> Inflater {
+        Inflater {
+            dec: flate2::Decompress::new(false),
+            ended: false,
+        }
+    }
+
+    /// Inflates from `input` into `out`: (input bytes used, output bytes made). Input
+    /// left after the stream's end is an error (the entry's data is only the stream).
+    pub fn inflate(
+        &mut self,
+        e: &CdEntry,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(usize, usize), ZipError> {
+        if self.ended {
+            return match input.is_empty() {
+                true => Ok((0, 0)),
+                false => Err(bad_data(e, "data continues after the deflate stream ends")),
+            };
+        }
+        let (in0, out0) = (self.dec.total_in(), self.dec.total_out());
+        let status = self
+            .dec
+            .decompress(input, out, flate2::FlushDecompress::None)
+            .map_err(|err| bad_data(e, &format!("deflate stream: {err}")))?;
+        self.ended = status == flate2::Status::StreamEnd;
+        let used = (self.dec.total_in() - in0) as usize;
+        let made = (self.dec.total_out() - out0) as usize;
+        if used == 0 && made == 0 && !self.ended && !input.is_empty() {
+            return Err(bad_data(e, "deflate stream makes no progress"));
+        }
+        Ok((used, made))
     }
 }
 
@@ -129,15 +326,54 @@ mod tests {
     }
 
     #[test]
-    fn a_deflated_inner_zip_is_refused_by_name() {
-        let inner = zip_of(&[("a.txt", b"alpha")], zip::CompressionMethod::Stored);
-        let outer = zip_of(&[("in.zip", &inner)], zip::CompressionMethod::Deflated);
-        let (_, entries) = index_bytes_with(&outer, &NameRules::default()).unwrap();
-        let err = check_container(&entries[0]).unwrap_err().to_string();
-        assert!(
-            err.starts_with("inner zip \"in.zip\": unsupported"),
-            "{err}"
+    fn a_deflated_inner_zip_is_inflated_once_keeping_its_tail() {
+        let inner = zip_of(
+            &[("a.txt", &[7u8; 100_000]), ("b.txt", b"b")],
+            zip::CompressionMethod::Stored,
         );
-        assert!(err.contains("zip -0"), "{err}");
+        let outer = zip_of(&[("in.zip", &inner)], zip::CompressionMethod::Deflated);
+        let (eocd, entries) = index_bytes_with(&outer, &NameRules::default()).unwrap();
+        let ends = crate::zip::read::region_ends(&entries, eocd.cd_offset).unwrap();
+        let e = &entries[0];
+        assert!(check_container(e).unwrap());
+        let h = e.header_offset as usize;
+        let r = inner_range(e, &outer[h..h + header_probe_len(e) as usize], ends[0]).unwrap();
+        let data = &outer[r.start as usize..r.end as usize];
+        let mut t = TailInflater::new(1000);
+        for c in data.chunks(333) {
+            t.feed(e, c).unwrap();
+        }
+        let got = t.finish(e).unwrap();
+        assert_eq!(got.size, inner.len() as u64);
+        assert_eq!(got.head, &inner[..HEAD_LEN]);
+        assert_eq!(got.tail, &inner[inner.len() - 1000..]);
+        assert_eq!(got.tail_start, inner.len() as u64 - 1000);
+        // A cut stream, or a wrong CRC, is refused.
+        let mut t = TailInflater::new(1000);
+        t.feed(e, &data[..data.len() / 2]).unwrap();
+        assert!(t.finish(e).is_err());
+        let mut lying = e.clone();
+        lying.crc32 ^= 1;
+        let mut t = TailInflater::new(1000);
+        t.feed(&lying, data).unwrap();
+        assert!(t.finish(&lying).unwrap_err().to_string().contains("CRC-32"));
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_bytes_in_order() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for cap in [1, 7, 64, 9_999, 10_000, 20_000] {
+            for step in [1, 3, 100, 4096, 10_000] {
+                let mut r = TailRing::new(cap);
+                for c in data.chunks(step) {
+                    r.push(c);
+                }
+                assert_eq!(r.total(), 10_000);
+                let (start, tail) = r.into_tail();
+                let keep = cap.min(data.len());
+                assert_eq!(start as usize, data.len() - keep, "cap {cap} step {step}");
+                assert_eq!(tail, &data[data.len() - keep..], "cap {cap} step {step}");
+            }
+        }
     }
 }
