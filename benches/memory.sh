@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Peak memory of the worker per function size: runs the release runner on the
 # embedded store (no server: memory is the worker's own) at --memory-mb 256, 512 and
-# 1024 over three workloads (benches/memory/gen.py: a 600 MiB templated entry,
-# 500,000 tiny entries, a ~2 GB artifact) and prints a table of result, wall time and
+# 1024 over four workloads (benches/memory/gen.py: a 600 MiB templated entry,
+# 500,000 tiny entries, a ~2 GB artifact, a 600 MiB deflated inner zip to unpack;
+# `unzip` runs only when named) and prints a table of result, wall time and
 # peak RSS (the runner's own VmHWM). A measurement, not a test: it never fails on a
 # number, only when a job ends in an unexpected way.
 #
@@ -23,10 +24,13 @@ cargo build --release -q -p artifact-runner
 RUNNER="${CARGO_TARGET_DIR:-$ROOT/target}/release/artifact-runner"
 python3 benches/memory/gen.py "$STORE" "${workloads[@]}"
 
-params='{"variables":{"VERSION":"9.9.9"},"steps":[{"template":{"files":["*.json"]}}]}'
 printf '| workload | input | --memory-mb | result | wall s | peak RSS MiB |\n'
 printf '|---|---|---|---|---|---|\n'
 for wl in "${workloads[@]}"; do
+  params='{"variables":{"VERSION":"9.9.9"},"steps":[{"template":{"files":["*.json"]}}]}'
+  if [[ "$wl" == unzip ]]; then
+    params='{"variables":{"VERSION":"9.9.9"},"steps":[{"unzip":{"files":["dist/site.zip"]}},{"template":{"files":["**/*.json"]}}]}'
+  fi
   size_mib=$(( $(stat -c %s "$STORE/bench/in/$wl.zip") / 1048576 ))
   for mb in "${SIZES[@]}"; do
     ev="$WORK/events/$wl-$mb.json"

@@ -215,3 +215,61 @@ async fn an_unzip_matching_nothing_fails_before_data_moves_unless_optional() {
     result.expect("optional");
     assert_eq!(read_zip(&out.unwrap()).len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_member_fails_naming_the_member_and_its_zip() {
+    // A stored member whose data no longer matches its CRC-32.
+    let mut inner = zip_of(&[("ok.txt", b"fine", true), ("bad.txt", b"0123456789", false)]);
+    let at = inner.windows(10).position(|w| w == b"0123456789").unwrap();
+    inner[at] = b'X';
+    let params = r#"{"steps": [{"unzip": {"files": ["dist/*.zip"]}}]}"#;
+    let (result, out, _) = run_job(&inner, false, params).await;
+    let (t, m) = result.expect_err("corrupt");
+    assert_eq!(t, "JobFailed");
+    assert!(
+        m.contains("inner zip \"dist/site.zip\": entry \"bad.txt\""),
+        "{m}"
+    );
+    assert!(m.contains("CRC-32"), "{m}");
+    assert!(out.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_wanted_out_of_order_too_often_are_refused_before_data_moves() {
+    // Each copy of a member goes back to it: a new pass over the deflated zip.
+    let names: Vec<String> = (0..20).map(|i| format!("f{i:02}.txt")).collect();
+    let files: Vec<(&str, &[u8], bool)> = names
+        .iter()
+        .map(|n| (n.as_str(), &b"data"[..], true))
+        .collect();
+    let inner = zip_of(&files);
+    let copies: Vec<String> = names
+        .iter()
+        .map(|n| format!(r#"{{"copy": {{"from": "dist/site/{n}", "to": "copy/{n}"}}}}"#))
+        .collect();
+    let params = format!(
+        r#"{{"steps": [{{"unzip": {{"files": ["dist/site.zip"]}}}}, {}]}}"#,
+        copies.join(", ")
+    );
+    let (result, out, _) = run_job(&inner, false, &params).await;
+    let (t, m) = result.expect_err("too many passes");
+    assert_eq!(t, "JobFailed");
+    assert!(
+        m.contains("inner zip \"dist/site.zip\"") && m.contains("inflate it 21 times"),
+        "{m}"
+    );
+    assert!(out.is_none());
+    // Stored, the same plan reads each member by range: no passes at all.
+    let (result, out, _) = run_job(&inner, true, &params).await;
+    result.expect("stored inner zips are read by range");
+    assert_eq!(read_zip(&out.unwrap()).len(), 41);
+    // Two unzips of one deflated zip take its members in turn: two passes.
+    let params = r#"{"steps": [{"unzip": {"files": ["dist/site.zip"], "keep": true}},
+        {"unzip": {"files": ["dist/site.zip"], "to": "again/"}}]}"#;
+    let (result, out, _) = run_job(&inner, false, params).await;
+    result.expect("two passes");
+    let files = read_zip(&out.unwrap());
+    assert_eq!(files.len(), 41);
+    assert_eq!(files[1].0, "dist/site/f00.txt");
+    assert_eq!(files[21].0, "again/f00.txt");
+}

@@ -10,6 +10,9 @@
   tiny        500,000 entries of 8..64 bytes (a large central directory)
   big         ~2.2 GB: 7 x 300 MiB incompressible stored binaries plus 2,000 small
               deflated JSON files that the job templates
+  unzip       ~600 MiB: a deflated inner zip dist/site.zip (2 x 250 MiB incompressible
+              stored binaries, 5,000 small deflated JSON files) that the job unpacks
+              and templates: the inner zip is inflated twice, never held
 
 Deterministic: same bytes every run; an existing file is kept.
 """
@@ -63,6 +66,25 @@ def big(path):
             z.writestr(info, '{"image": "${VERSION}", "n": %d}\n' % i * 20)
 
 
+def unzip(path):
+    rnd = random.Random(13)
+    inner = path.with_suffix(".inner")
+    with zipfile.ZipFile(inner, "w", allowZip64=True) as z:
+        for b in range(2):
+            info = zipfile.ZipInfo(f"media/blob{b}.bin", (2024, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as f:
+                for _ in range(250):
+                    f.write(rnd.randbytes(MIB))
+        for i in range(5_000):
+            info = zipfile.ZipInfo(f"cfg/c{i:04d}.json", (2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, '{"image": "${VERSION}", "n": %d}\n' % i * 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+        z.writestr("README.md", "a site build\n")
+        z.write(inner, "dist/site.zip", compresslevel=1)
+    inner.unlink()
+
+
 def main():
     store = Path(sys.argv[1])
     out = store / "bench" / "in"
@@ -72,7 +94,7 @@ def main():
         if path.exists():
             continue
         tmp = path.with_suffix(".tmp")
-        {"huge-entry": huge_entry, "tiny": tiny, "big": big}[name](tmp)
+        {"huge-entry": huge_entry, "tiny": tiny, "big": big, "unzip": unzip}[name](tmp)
         os.replace(tmp, path)
         print(f"gen: {path} {path.stat().st_size / MIB:.0f} MiB", file=sys.stderr)
 

@@ -68,6 +68,37 @@ pub enum ArtifactCause {
     /// Two entries would get the same name in an output.
     #[error("{0}")]
     NameClash(String),
+    /// A problem with a member of a zip entry an `unzip` step unpacks.
+    #[error("inner zip {zip:?}: {cause}")]
+    Inner {
+        /// The zip entry's name in its input.
+        zip: String,
+        /// What went wrong with the member.
+        cause: Box<ArtifactCause>,
+    },
+}
+
+impl ArtifactCause {
+    /// The CodePipeline failure type for this cause on `side`.
+    fn failure_type(&self, side: Side) -> FailureType {
+        use FailureType::*;
+        match self {
+            ArtifactCause::Store(s) => match (s.kind, side) {
+                (StoreErrorKind::NotFound, Side::Input) => RevisionUnavailable,
+                (StoreErrorKind::NotFound, Side::Output) => ConfigurationError,
+                (StoreErrorKind::AccessDenied, _) => PermissionError,
+                (StoreErrorKind::Unavailable, _) => SystemUnavailable,
+                (StoreErrorKind::Changed, _) => RevisionOutOfSync,
+                (StoreErrorKind::Invalid, _) => JobFailed,
+            },
+            ArtifactCause::Entry(EntryError::Transform(_) | EntryError::Plan(_)) => {
+                ConfigurationError
+            }
+            ArtifactCause::NameClash(_) => ConfigurationError,
+            ArtifactCause::Inner { cause, .. } => cause.failure_type(side),
+            _ => JobFailed,
+        }
+    }
 }
 
 /// Why a job failed.
@@ -146,21 +177,7 @@ impl JobError {
             JobError::Deadline(_) => SystemUnavailable,
             JobError::Internal(_) => JobFailed,
             JobError::Continuation(e) => e.failure_type(),
-            JobError::Artifact { side, cause, .. } => match &**cause {
-                ArtifactCause::Store(s) => match (s.kind, side) {
-                    (StoreErrorKind::NotFound, Side::Input) => RevisionUnavailable,
-                    (StoreErrorKind::NotFound, Side::Output) => ConfigurationError,
-                    (StoreErrorKind::AccessDenied, _) => PermissionError,
-                    (StoreErrorKind::Unavailable, _) => SystemUnavailable,
-                    (StoreErrorKind::Changed, _) => RevisionOutOfSync,
-                    (StoreErrorKind::Invalid, _) => JobFailed,
-                },
-                ArtifactCause::Entry(EntryError::Transform(_) | EntryError::Plan(_)) => {
-                    ConfigurationError
-                }
-                ArtifactCause::NameClash(_) => ConfigurationError,
-                _ => JobFailed,
-            },
+            JobError::Artifact { side, cause, .. } => cause.failure_type(*side),
         }
     }
 

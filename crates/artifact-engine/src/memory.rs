@@ -60,7 +60,7 @@ pub fn rewrite(
         plan
     };
     let op = plan.output(0);
-    let unpacked = unzip_members(archive, op, entries, ends)?;
+    let unpacked = unzip_members(archive, op, entries, ends, max_transform_size)?;
     let (entries, member_of) = (&unpacked.entries, &unpacked.member_of);
     plan.limits().check(entries)?;
     let own = entries.len() - member_of.len();
@@ -179,6 +179,7 @@ fn unzip_members(
     op: &OutputPlan,
     mut entries: Vec<CdEntry>,
     mut ends: Vec<u64>,
+    max_transform_size: u64,
 ) -> Result<Unpacked, ZipError> {
     let names: Vec<EntryInfo<'_>> = entries.iter().map(EntryInfo::of).collect();
     let mut containers: Vec<usize> = op
@@ -199,6 +200,15 @@ fn unzip_members(
         let r = inner::inner_range(e, probe, ends[c])?;
         let data = &archive[r.start as usize..r.end as usize];
         let in_zip = |err| inner::in_zip(&e.name, err);
+        if deflated && e.uncompressed_size > max_transform_size {
+            return Err(inner::in_zip(
+                &e.name,
+                ZipError::Limit(format!(
+                    "{} bytes inflated; an in-memory rewrite holds at most {max_transform_size}",
+                    e.uncompressed_size
+                )),
+            ));
+        }
         let plain = match deflated {
             true => Some(Bytes::from(crate::entry::decompress(e, data)?)),
             false => None,
@@ -206,6 +216,7 @@ fn unzip_members(
         let bytes = plain.as_deref().unwrap_or(data);
         let (eocd, mut members) = index_bytes_with(bytes, &op.name_rules).map_err(in_zip)?;
         let mut member_ends = region_ends(&members, eocd.cd_offset).map_err(in_zip)?;
+        inner::sort_by_offset(&mut members, &mut member_ends);
         match plain {
             Some(b) => _ = inflated.insert(c, b),
             None => inner::rebase(&mut members, &mut member_ends, r.start),

@@ -48,7 +48,9 @@ pub(super) async fn add_unzipped_members(
         let a = &job.data.input_artifacts[i];
         let loc = Job::location(a);
         let containers: Vec<usize> = containers.into_iter().collect();
-        let index = add_members(store, &indexes[&i], &containers, &rules, limits, chunk)
+        let own = indexes.remove(&i).expect("every wanted input is indexed");
+        let own = Arc::try_unwrap(own).unwrap_or_else(|shared| (*shared).clone());
+        let index = add_members(store, own, &containers, &rules, limits, chunk)
             .await
             .and_then(|idx| Ok(bombs.check(&idx.entries).map(|_| idx)?))
             .map_err(|c| JobError::artifact(Side::Input, &a.name, loc, c))?;

@@ -21,11 +21,13 @@ use artifact_engine::plan::{
     layout_output_entries, EntryInfo, InnerZip, OutputPlan, Plan, Planned,
 };
 use artifact_engine::streamed::streamable;
+use artifact_engine::zip::inner::in_zip;
+use artifact_engine::ZipError;
 
 use super::InputRef;
 use crate::config::Settings;
 use crate::error::{ArtifactCause, JobError, Side};
-use crate::source::{Want, ZipIndex};
+use crate::source::{inflation_passes, Want, ZipIndex};
 
 /// An output's entries, decided.
 pub(crate) struct Decided {
@@ -87,6 +89,7 @@ pub(crate) fn decide(
             tag,
         });
     }
+    check_inflation_passes(inputs, &wants)?;
     Ok(Decided {
         planned: Arc::new(layout.entries),
         wants,
@@ -94,6 +97,34 @@ pub(crate) fn decide(
         step_hits: layout.step_hits,
         inner: layout.inner,
     })
+}
+
+/// The most passes of inflation over one deflated inner zip an output may take.
+pub(crate) const MAX_INFLATION_PASSES: u64 = 16;
+
+/// Refuses reads that would inflate a deflated inner zip more than
+/// [`MAX_INFLATION_PASSES`] times (its members wanted out of the order of their data).
+fn check_inflation_passes(inputs: &[InputRef], wants: &[Vec<Want>]) -> Result<(), JobError> {
+    for (input, wants) in inputs.iter().zip(wants) {
+        for (c, n) in inflation_passes(&input.index, wants) {
+            if n > MAX_INFLATION_PASSES {
+                let why = ZipError::Limit(format!(
+                    "writing its members would inflate it {n} times (at most \
+                     {MAX_INFLATION_PASSES}): they are wanted out of the order of their \
+                     data, by copies of members, zip steps mixing them with other \
+                     entries, or several unzips of it"
+                ));
+                let cause = in_zip(&input.index.entries[c].name, why);
+                return Err(JobError::artifact(
+                    Side::Input,
+                    &input.name,
+                    &input.index.location,
+                    cause,
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The inputs feeding output `o` of `plan`, from the job's `indexes` (by input index).

@@ -44,6 +44,22 @@ pub struct InputRef {
     pub index: Arc<ZipIndex>,
 }
 
+impl InputRef {
+    /// The input-side error for `cause`, found processing entry `entry`: a member of
+    /// an unpacked zip entry is named through that zip.
+    pub fn error(&self, entry: usize, cause: impl Into<ArtifactCause>) -> JobError {
+        let idx = &self.index;
+        let cause = match entry.checked_sub(idx.own) {
+            Some(m) => ArtifactCause::Inner {
+                zip: idx.entries[idx.member_of[m]].name.clone(),
+                cause: Box::new(cause.into()),
+            },
+            None => cause.into(),
+        };
+        JobError::artifact(Side::Input, &self.name, &idx.location, cause)
+    }
+}
+
 /// What one output got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputSummary {

@@ -20,7 +20,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::InputRef;
 use crate::bridge::on_pool;
-use crate::error::{ArtifactCause, JobError, Side};
+use crate::error::{ArtifactCause, JobError};
 use crate::source::Piece;
 use crate::stats::JobStats;
 
@@ -34,8 +34,9 @@ pub(super) struct BigEntry {
     /// Set when the entry is transformed as it streams (the streamer also checks the
     /// input's size and CRC, so `check` is then `None`).
     pub transform: Option<EntryStreamer>,
-    /// The input it comes from (errors name it).
+    /// The input it comes from, and its index there (errors name them).
     pub input: usize,
+    pub entry: usize,
 }
 
 /// What the writer receives, in output order.
@@ -81,9 +82,7 @@ impl Processor {
         };
         let p = &self.planned[tag];
         let input = &self.inputs[p.source];
-        let in_err = |c: ArtifactCause| {
-            JobError::artifact(Side::Input, &input.name, &input.index.location, c)
-        };
+        let in_err = |c: ArtifactCause| input.error(p.entry, c);
         let e = &input.index.entries[p.entry];
         if e.is_symlink() {
             // A link's target (a few bytes) is checked from its final path first.
@@ -120,9 +119,7 @@ impl Processor {
         let p = &self.planned[tag];
         let input = &self.inputs[p.source];
         let e = &input.index.entries[p.entry];
-        let in_err = |err: ZipError| {
-            JobError::artifact(Side::Input, &input.name, &input.index.location, err)
-        };
+        let in_err = |err: ZipError| input.error(p.entry, err);
         if !p.plan.ops.is_empty() {
             // Planned to stream (see `decide::streamable`).
             let op = self.plan.output(self.output);
@@ -137,6 +134,7 @@ impl Processor {
                 sha: false,
                 transform: Some(streamer),
                 input: p.source,
+                entry: p.entry,
             })));
         }
         let verifiable = matches!(e.method, METHOD_STORED | METHOD_DEFLATED);
@@ -154,6 +152,7 @@ impl Processor {
             sha: p.plan.hash,
             transform: None,
             input: p.source,
+            entry: p.entry,
         })))
     }
 }

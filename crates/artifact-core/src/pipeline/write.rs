@@ -204,9 +204,8 @@ impl<'a> OutputWriter<'a> {
         JobError::artifact(Side::Output, self.name, self.location, cause)
     }
 
-    fn input_err(&self, input: usize, e: ZipError) -> JobError {
-        let i = &self.inputs[input];
-        JobError::artifact(Side::Input, &i.name, &i.index.location, e)
+    fn input_err(&self, input: usize, entry: usize, e: ZipError) -> JobError {
+        self.inputs[input].error(entry, e)
     }
 
     async fn put(&mut self, b: Bytes) -> Result<(), JobError> {
@@ -352,7 +351,8 @@ impl<'a> OutputWriter<'a> {
                     .map_err(|panic| {
                         JobError::Internal(format!("checking an entry panicked: {panic}"))
                     })?;
-                entry.check = Some(checked.map_err(|e| self.input_err(entry.input, e))?);
+                entry.check =
+                    Some(checked.map_err(|e| self.input_err(entry.input, entry.entry, e))?);
             }
             self.put(b).await?;
         } else if let Some(mut check) = entry.check.take() {
@@ -363,7 +363,7 @@ impl<'a> OutputWriter<'a> {
             let checked = checked.map_err(|panic| {
                 JobError::Internal(format!("checking an entry panicked: {panic}"))
             })?;
-            entry.check = Some(checked.map_err(|e| self.input_err(entry.input, e))?);
+            entry.check = Some(checked.map_err(|e| self.input_err(entry.input, entry.entry, e))?);
         } else {
             self.put(b).await?;
         }
@@ -388,7 +388,7 @@ impl<'a> OutputWriter<'a> {
         })
         .await
         .map_err(|panic| JobError::Internal(format!("transforming an entry panicked: {panic}")))?;
-        let (out, streamer) = done.map_err(|e| self.entry_err(entry.input, e))?;
+        let (out, streamer) = done.map_err(|e| self.entry_err(entry.input, entry.entry, e))?;
         let n = out.len() as u64;
         self.put(out).await?;
         entry.transform = Some(streamer);
@@ -405,7 +405,7 @@ impl<'a> OutputWriter<'a> {
             .map_err(|panic| {
                 JobError::Internal(format!("transforming an entry panicked: {panic}"))
             })?;
-        let (tail, summary) = done.map_err(|e| self.entry_err(entry.input, e))?;
+        let (tail, summary) = done.map_err(|e| self.entry_err(entry.input, entry.entry, e))?;
         self.put(tail).await?;
         let descriptor = self
             .target()
@@ -417,9 +417,13 @@ impl<'a> OutputWriter<'a> {
         Ok(())
     }
 
-    fn entry_err(&self, input: usize, e: artifact_engine::entry::EntryError) -> JobError {
-        let i = &self.inputs[input];
-        JobError::artifact(Side::Input, &i.name, &i.index.location, e)
+    fn entry_err(
+        &self,
+        input: usize,
+        entry: usize,
+        e: artifact_engine::entry::EntryError,
+    ) -> JobError {
+        self.inputs[input].error(entry, e)
     }
 
     /// A large entry ended: its size is final, its checker must agree.
@@ -429,7 +433,9 @@ impl<'a> OutputWriter<'a> {
             .end_entry(written)
             .map_err(|e| self.out_err(e))?;
         if let Some(check) = entry.check {
-            let sha256 = check.finish().map_err(|e| self.input_err(entry.input, e))?;
+            let sha256 = check
+                .finish()
+                .map_err(|e| self.input_err(entry.input, entry.entry, e))?;
             if entry.sha {
                 self.rows.push(ManifestRow {
                     path: entry.meta.name,

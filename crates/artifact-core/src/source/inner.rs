@@ -18,7 +18,8 @@ use std::ops::Range;
 
 use artifact_engine::names::NameRules;
 use artifact_engine::zip::inner::{
-    check_container, header_probe_len, in_zip, inner_range, rebase, InflatedTail, TailInflater,
+    check_container, header_probe_len, in_zip, inner_range, rebase, sort_by_offset, InflatedTail,
+    TailInflater,
 };
 use artifact_engine::zip::read::TAIL_LEN;
 use artifact_engine::zip::{CdEntry, ZipError};
@@ -26,14 +27,16 @@ use bytes::Bytes;
 
 use super::{read_directory, Directory, IndexLimits, ZipIndex};
 use crate::error::ArtifactCause;
+use crate::event::S3Location;
 use crate::store::ObjectStore;
 
-/// `index` with the members of its zip entries `containers` added (each read once),
-/// within `limits` (its entry count counts the own entries too); deflated ones are
-/// read `chunk` bytes at a time.
+/// `index` with the members of its zip entries `containers` added (each read once,
+/// members in the order of their data), within `limits`: the entry count and the
+/// central-directory bytes count the input's own too. Deflated ones are read `chunk`
+/// bytes at a time.
 pub async fn add_members(
     store: &dyn ObjectStore,
-    index: &ZipIndex,
+    mut out: ZipIndex,
     containers: &[usize],
     rules: &NameRules,
     limits: IndexLimits,
@@ -42,26 +45,27 @@ pub async fn add_members(
     let mut containers = containers.to_vec();
     containers.sort_unstable();
     containers.dedup();
-    let mut out = index.clone();
-    let (loc, etag) = (&index.location, index.etag.as_deref());
+    let (loc, etag) = (out.location.clone(), out.etag.clone());
+    let (loc, etag) = (&loc, etag.as_deref());
+    let mut cd_left = limits.cd_bytes.saturating_sub(out.eocd.cd_size);
     for c in containers {
-        let e = &index.entries[c];
+        let e = &out.entries[c].clone();
         let deflated = check_container(e)?;
-        let probe_end = (e.header_offset + header_probe_len(e)).min(index.ends[c]);
+        let probe_end = (e.header_offset + header_probe_len(e)).min(out.ends[c]);
         let probe = store
             .get_range(loc, e.header_offset..probe_end, etag)
             .await?;
-        let zip = inner_range(e, &probe, index.ends[c])?;
+        let zip = inner_range(e, &probe, out.ends[c])?;
         let left = IndexLimits {
             entries: limits.entries.saturating_sub(out.entries.len() as u64),
-            ..limits
+            cd_bytes: cd_left,
         };
         let in_zip = |cause| match cause {
             ArtifactCause::Zip(z) => ArtifactCause::Zip(in_zip(&e.name, z)),
             other => other,
         };
         let dir = if deflated {
-            let tail = inflate_tail(store, index, e, zip.clone(), left, chunk).await?;
+            let tail = inflate_tail(store, (loc, etag), e, zip.clone(), left, chunk).await?;
             let dir = read_inflated_directory(tail, rules, left)
                 .await
                 .map_err(in_zip)?;
@@ -76,10 +80,16 @@ pub async fn add_members(
             rebase(&mut dir.entries, &mut dir.ends, zip.start);
             dir
         };
-        out.member_of
-            .extend(std::iter::repeat_n(c, dir.entries.len()));
-        out.entries.extend(dir.entries);
-        out.ends.extend(dir.ends);
+        let Directory {
+            eocd,
+            mut entries,
+            mut ends,
+        } = dir;
+        cd_left = cd_left.saturating_sub(eocd.cd_size);
+        sort_by_offset(&mut entries, &mut ends);
+        out.member_of.extend(std::iter::repeat_n(c, entries.len()));
+        out.entries.extend(entries);
+        out.ends.extend(ends);
     }
     Ok(out)
 }
@@ -88,7 +98,7 @@ pub async fn add_members(
 /// first bytes and enough of its tail for a central directory within `limits`.
 async fn inflate_tail(
     store: &dyn ObjectStore,
-    index: &ZipIndex,
+    (loc, etag): (&S3Location, Option<&str>),
     e: &CdEntry,
     data: Range<u64>,
     limits: IndexLimits,
@@ -99,18 +109,15 @@ async fn inflate_tail(
     let mut pos = data.start;
     while pos < data.end {
         let end = (pos + chunk.max(1)).min(data.end);
-        let input = store
-            .get_range(&index.location, pos..end, index.etag.as_deref())
-            .await?;
+        let input = store.get_range(loc, pos..end, etag).await?;
         let entry = e.clone();
         inflater =
             tokio::task::spawn_blocking(move || inflater.feed(&entry, &input).map(|()| inflater))
                 .await
-                .map_err(|j| ZipError::Malformed(format!("inflating task failed: {j}")))?
-                .map_err(|z| in_zip(&e.name, z))?;
+                .map_err(|j| ZipError::Malformed(format!("inflating task failed: {j}")))??;
         pos = end;
     }
-    Ok(inflater.finish(e).map_err(|z| in_zip(&e.name, z))?)
+    Ok(inflater.finish(e)?)
 }
 
 /// The directory of an inflated inner zip from what [`inflate_tail`] kept: a read

@@ -42,7 +42,9 @@ use artifact_engine::zip::{CdEntry, Eocd, TailParse};
 use artifact_engine::ZipError;
 use bytes::Bytes;
 
-pub use self::read::{plan_requests, stream_entries, Budgets, Piece, ReadPlan, Want};
+pub use self::read::{
+    inflation_passes, plan_requests, stream_entries, Budgets, Piece, ReadPlan, Want,
+};
 use crate::error::ArtifactCause;
 use crate::event::S3Location;
 use crate::store::ObjectStore;

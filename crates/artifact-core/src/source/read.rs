@@ -4,6 +4,8 @@
 
 mod inflated;
 
+pub use inflated::inflation_passes;
+
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -1,15 +1,13 @@
 //! Laying out one output from its sources' central directories: every entry decided,
 //! then checked against the others — exact clashes follow `on_conflict`, case and
 //! Unicode-normalization clashes are refused unless allowed, and nothing may land
-//! under a kept symbolic link. Then, across outputs, no content, `export` or `copy` step
-//! may have matched nothing unless it says `"optional": true`.
+//! under a kept symbolic link. Members of zip entries that `unzip` steps unpack follow
+//! their zip entry's own decision (see [`super::matched`] for the check across
+//! outputs that no step matched nothing).
 
 use std::collections::HashMap;
 
-use super::{
-    perr, EntryInfo, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Plan, PlanError, Step,
-    Unzip,
-};
+use super::{EntryInfo, EntryKind, EntryPlan, Extra, OnConflict, OutputPlan, Step, Trace, Unzip};
 use crate::names::{case_clash_why, fold_case, CaseIndex};
 
 /// An entry of an input chosen for an output.
@@ -105,46 +103,38 @@ pub fn layout_output_entries(
     for (k, list) in sources.iter().enumerate() {
         // The `unzip` records of this source's zip entries, by entry.
         let mut unpacked: HashMap<usize, Vec<Unzip>> = HashMap::new();
-        for (j, info) in list.iter().enumerate() {
-            let traces = match info.inner_of {
-                None => vec![op.trace_entry(k, *info)],
-                Some(c) => unpacked.get(&c).map_or_else(Vec::new, |us| {
-                    us.iter().map(|u| op.trace_member(k, *info, u)).collect()
-                }),
-            };
-            for trace in traces {
-                for &i in &trace.matched {
-                    step_hits[i] += 1;
-                }
-                let what = || entry_label(op, list, k, info);
-                let decided = trace.decided.map_err(|m| format!("{}: {m}", what()))?;
-                match decided {
-                    Some(plan) => b.add_entry(Planned {
-                        source: k,
-                        entry: j,
-                        plan,
-                    })?,
-                    None => b.dropped += 1,
-                }
-                for plan in trace.copies {
-                    b.add_entry(Planned {
-                        source: k,
-                        entry: j,
-                        plan,
-                    })?;
-                }
+        let mut j = 0;
+        while j < list.len() {
+            let Some(c) = list[j].inner_of else {
+                let trace = op.trace_entry(k, list[j]);
                 if !trace.unzips.is_empty() {
-                    if info.inner_of.is_some() {
+                    unpacked.entry(j).or_default().extend(trace.unzips.clone());
+                    unzipped.push((k, j));
+                }
+                b.take(k, j, trace, &mut step_hits)?;
+                j += 1;
+                continue;
+            };
+            // A zip entry's members follow one another (in the order of their data):
+            // each unzip of it takes them all in turn, so one pass reads them.
+            let end = j + list[j..]
+                .iter()
+                .take_while(|i| i.inner_of == Some(c))
+                .count();
+            for u in unpacked.get(&c).cloned().unwrap_or_default() {
+                for m in j..end {
+                    let trace = op.trace_member(k, list[m], &u);
+                    if !trace.unzips.is_empty() {
                         return Err(format!(
                             "{}: is a zip inside an unpacked zip; unzip unpacks zip entries \
                              of the input only (narrow the later unzip step's `files`)",
-                            what()
+                            entry_label(op, list, k, &list[m])
                         ));
                     }
-                    unpacked.entry(j).or_default().extend(trace.unzips);
-                    unzipped.push((k, j));
+                    b.take(k, m, trace, &mut step_hits)?;
                 }
             }
+            j = end;
         }
     }
     let zips = b.inner_zip_paths();
@@ -232,6 +222,40 @@ impl LayoutBuilder<'_> {
                 list[p.entry].name, list[c].name
             ),
         }
+    }
+
+    /// Entry `j` of source `k` as `trace` decided it (and its copies): counted,
+    /// kept or dropped.
+    fn take(
+        &mut self,
+        k: usize,
+        j: usize,
+        trace: Trace,
+        step_hits: &mut [u64],
+    ) -> Result<(), String> {
+        for &i in &trace.matched {
+            step_hits[i] += 1;
+        }
+        let list = &self.sources[k];
+        let decided = trace
+            .decided
+            .map_err(|m| format!("{}: {m}", entry_label(self.op, list, k, &list[j])))?;
+        match decided {
+            Some(plan) => self.add_entry(Planned {
+                source: k,
+                entry: j,
+                plan,
+            })?,
+            None => self.dropped += 1,
+        }
+        for plan in trace.copies {
+            self.add_entry(Planned {
+                source: k,
+                entry: j,
+                plan,
+            })?;
+        }
+        Ok(())
     }
 
     fn add_entry(&mut self, new: Planned) -> Result<(), String> {
@@ -401,115 +425,5 @@ impl LayoutBuilder<'_> {
             return Err(format!("{what} {p:?} {}{whose}", case_clash_why(&other)));
         }
         Ok(())
-    }
-}
-
-impl Plan {
-    /// Refuses a `template`, `replace`, `set` or `export` step that matched no entry
-    /// in any output it applies to (a top-level step applies to every output), unless
-    /// it is optional: a mistyped glob fails the job before data moves instead of
-    /// shipping the file unchanged. `step_hits[o]` is output `o`'s
-    /// [`OutputLayout::step_hits`].
-    pub fn check_steps_matched(&self, step_hits: &[Vec<u64>]) -> Result<(), PlanError> {
-        // Field path -> (entries matched, outputs it applies to, output and step index).
-        let mut steps: Vec<(&str, u64, Vec<&str>, usize, usize)> = Vec::new();
-        for (o, (op, hits)) in self.outputs.iter().zip(step_hits).enumerate() {
-            for (i, field) in op.fields.iter().enumerate() {
-                if !op.must_match(i) {
-                    continue;
-                }
-                let hits = hits[i];
-                match steps.iter_mut().find(|s| s.0 == field) {
-                    Some(s) => {
-                        s.1 += hits;
-                        s.2.push(&op.name);
-                    }
-                    None => steps.push((field, hits, vec![&op.name], o, i)),
-                }
-            }
-        }
-        match steps.into_iter().find(|s| s.1 == 0) {
-            Some((_, _, outputs, o, i)) => {
-                Err(self.in_origin(self.outputs[o].unmatched(i, &outputs)))
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl OutputPlan {
-    /// True for a step that must match at least one entry.
-    fn must_match(&self, i: usize) -> bool {
-        self.step_active(i)
-            && matches!(
-                self.steps[i],
-                Step::Content {
-                    optional: false,
-                    ..
-                } | Step::Export {
-                    optional: false,
-                    ..
-                } | Step::Copy {
-                    optional: false,
-                    ..
-                } | Step::Zip {
-                    optional: false,
-                    ..
-                } | Step::Unzip {
-                    optional: false,
-                    ..
-                }
-            )
-    }
-
-    /// The error for step `i`, which matched no entry of `outputs`.
-    fn unmatched(&self, i: usize, outputs: &[&str]) -> PlanError {
-        let field = &self.fields[i];
-        let whose = match outputs {
-            [one] => format!("output {one:?}"),
-            all => format!("any output {all:?}"),
-        };
-        match &self.steps[i] {
-            Step::Export { file, .. } => perr(
-                format!("{field}.file"),
-                format!(
-                    "{file:?} is not an entry of {whose} at this step (after earlier steps \
-                     renamed or dropped entries); give a \"default\" or set \"optional\": true"
-                ),
-            ),
-            Step::Content { globs, .. } => perr(
-                format!("{field}.files"),
-                format!(
-                    "matched no entry of {whose} (files {:?}); check the globs against the \
-                     artifact (`artifact-runner plan` lists every entry and the steps that \
-                     matched it) or set \"optional\": true",
-                    globs.written()
-                ),
-            ),
-            Step::Copy { from, .. } => perr(
-                format!("{field}.from"),
-                format!(
-                    "{from:?} is not an entry of {whose} at this step (after earlier steps \
-                     renamed or dropped entries); set \"optional\": true if it may be absent"
-                ),
-            ),
-            Step::Zip { globs, .. } => perr(
-                format!("{field}.files"),
-                format!(
-                    "matched no entry of {whose} (files {:?}); set \"optional\": true if \
-                     the subtree may be absent",
-                    globs.written()
-                ),
-            ),
-            Step::Unzip { globs, .. } => perr(
-                format!("{field}.files"),
-                format!(
-                    "matched no zip entry of {whose} (files {:?}); set \"optional\": true \
-                     if the zip may be absent",
-                    globs.written()
-                ),
-            ),
-            _ => unreachable!("only content, export, copy, zip and unzip steps must match"),
-        }
     }
 }

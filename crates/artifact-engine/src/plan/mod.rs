@@ -23,6 +23,7 @@ mod decide;
 mod entry_plan;
 pub mod glob;
 mod layout;
+mod matched;
 mod nested;
 mod parse;
 mod patch_files;

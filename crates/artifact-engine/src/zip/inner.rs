@@ -69,6 +69,15 @@ pub fn inner_range(e: &CdEntry, header: &[u8], region_end: u64) -> Result<Range<
     Ok(start..end)
 }
 
+/// Puts members (and their region `ends`) in the order of their data in the inner
+/// zip, so that one pass of inflation reaches each in turn, whatever order the
+/// inner central directory lists them in.
+pub fn sort_by_offset(members: &mut Vec<CdEntry>, ends: &mut Vec<u64>) {
+    let mut both: Vec<(CdEntry, u64)> = members.drain(..).zip(ends.drain(..)).collect();
+    both.sort_by_key(|(m, _)| m.header_offset);
+    (*members, *ends) = both.into_iter().unzip();
+}
+
 /// Members read from an inner zip at `base` (directory offsets relative to it) made
 /// entries of the outer archive: offsets shifted by `base`.
 pub fn rebase(members: &mut [CdEntry], ends: &mut [u64], base: u64) {
@@ -176,9 +185,14 @@ impl TailInflater {
         }
     }
 
-    /// Inflates the next compressed bytes of zip entry `e`.
+    /// Inflates the next compressed bytes of zip entry `e`. Bytes after the end of
+    /// the deflate stream are ignored, however they are split into calls (as whole
+    /// entries inflated in memory ignore them).
     pub fn feed(&mut self, e: &CdEntry, mut input: &[u8]) -> Result<(), ZipError> {
         loop {
+            if self.inflater.ended {
+                return Ok(());
+            }
             let (used, made) = self.inflater.inflate(e, input, &mut self.out)?;
             input = &input[used..];
             let out = &self.out[..made];

@@ -10,6 +10,7 @@
 //! bytes sent on hold permits of the read budget (or, for members wanted whole, the
 //! member's transform footprint), as fetched chunks do.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use artifact_engine::entry::header_len;
@@ -41,32 +42,51 @@ pub(super) struct Inflating {
     out_pos: u64,
 }
 
-/// The read-plan regions of `wants`: an entry's own region, or for members of a
-/// deflated zip the zip's compressed data where an inflation starts (empty where one
-/// goes on), as [`Producer::member`] decides.
-pub(super) fn member_regions(index: &ZipIndex, wants: &[Want]) -> Vec<Range<u64>> {
+/// For each of `wants`: `None` for an entry of the input itself, or for a member of
+/// a deflated zip that zip and whether an inflation of it starts there (as
+/// [`Producer::member`] decides).
+fn member_starts(index: &ZipIndex, wants: &[Want]) -> Vec<Option<(usize, bool)>> {
     let mut at: Option<(usize, u64)> = None;
     wants
         .iter()
         .map(|w| {
-            let e = &index.entries[w.entry];
-            match index.deflated_container(w.entry) {
-                None => {
-                    at = None;
-                    e.header_offset..index.ends[w.entry]
-                }
-                Some((c, data)) => {
-                    let fresh = !goes_on(at, c, e.header_offset);
-                    at = Some((c, index.ends[w.entry]));
-                    if fresh {
-                        data
-                    } else {
-                        0..0
-                    }
-                }
-            }
+            let Some((c, _)) = index.deflated_container(w.entry) else {
+                at = None;
+                return None;
+            };
+            let fresh = !goes_on(at, c, index.entries[w.entry].header_offset);
+            at = Some((c, index.ends[w.entry]));
+            Some((c, fresh))
         })
         .collect()
+}
+
+/// The read-plan regions of `wants`: an entry's own region, or for members of a
+/// deflated zip the zip's compressed data where an inflation starts (empty where one
+/// goes on).
+pub(super) fn member_regions(index: &ZipIndex, wants: &[Want]) -> Vec<Range<u64>> {
+    member_starts(index, wants)
+        .into_iter()
+        .zip(wants)
+        .map(|(start, w)| match start {
+            None => index.entries[w.entry].header_offset..index.ends[w.entry],
+            Some((c, true)) => index.deflated[&c].clone(),
+            Some((_, false)) => 0..0,
+        })
+        .collect()
+}
+
+/// How many times reading `wants` inflates each deflated zip (by zip entry).
+pub fn inflation_passes(index: &ZipIndex, wants: &[Want]) -> BTreeMap<usize, u64> {
+    let mut passes = BTreeMap::new();
+    for (c, _) in member_starts(index, wants)
+        .into_iter()
+        .flatten()
+        .filter(|(_, f)| *f)
+    {
+        *passes.entry(c).or_insert(0) += 1;
+    }
+    passes
 }
 
 /// True when an inflation of zip `c` that has reached `at` can go on to `offset`.
@@ -207,6 +227,14 @@ where
     ) -> Result<usize, ArtifactCause> {
         loop {
             let i = self.inflating.as_mut().expect("an inflation is going on");
+            if !i.inflater.ended && i.pos_in >= i.end_in {
+                // All input is in; the inflater may still hold output.
+                let (_, made) = i.inflater.inflate(zip, &[], out)?;
+                i.out_pos += made as u64;
+                if made > 0 {
+                    return Ok(made);
+                }
+            }
             if i.inflater.ended || i.pos_in >= i.end_in {
                 return Err(ZipError::Malformed(format!(
                     "inner zip {:?}: a member runs past the end of its data",
