@@ -58,8 +58,26 @@ pub struct Settings {
     pub kms_check: KmsCheck,
 }
 
+/// Parts in flight for a function with `mem` bytes of memory: S3 caps each
+/// connection well below a function's bandwidth (tens of MB/s each), so throughput
+/// comes from parallel parts; 256 MB functions keep 3 (each part in flight is held
+/// in memory).
+fn upload_concurrency(mem: u64) -> usize {
+    match mem {
+        m if m >= 1024 * MIB => 8,
+        m if m >= 512 * MIB => 6,
+        _ => 3,
+    }
+}
+
 impl Settings {
     /// Settings for a function with `memory_mb` of memory and `threads` CPUs.
+    ///
+    /// The network model behind the S3 figures (measured with `E2E_SHAPE` in
+    /// `benches/e2e.sh`): each request waits ~30 ms for its first byte and each
+    /// connection moves ~40 MB/s, so a function needs many requests in flight. Reads
+    /// keep 8 GETs of `read_budget / 16` (1–8 MiB) in flight — half the read budget,
+    /// leaving the rest for bytes on their way to the writer — and uploads 3–8 parts.
     pub fn for_memory(memory_mb: u64, threads: usize) -> Settings {
         let mem = memory_mb.max(128) * MIB;
         let read_budget = (mem / 8).clamp(32 * MIB, 512 * MIB);
@@ -67,10 +85,10 @@ impl Settings {
         Settings {
             threads: threads.max(1),
             read_budget,
-            read_chunk: (read_budget / 8).clamp(MIB, 8 * MIB),
-            read_concurrency: 4,
+            read_chunk: (read_budget / 16).clamp(MIB, 8 * MIB),
+            read_concurrency: 8,
             part_size,
-            upload_concurrency: if mem >= 1024 * MIB { 4 } else { 3 },
+            upload_concurrency: upload_concurrency(mem),
             max_transform_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),
             transform_budget: (mem / 2).clamp(64 * MIB, 4096 * MIB),
             max_cd_size: (mem / 8).clamp(16 * MIB, 1024 * MIB),

@@ -6,6 +6,7 @@
 //! ([`report`]). [`job::Worker`] ties it together; binaries only build clients and
 //! call [`job::Worker::handle`].
 
+pub mod alloc;
 pub mod bridge;
 pub mod clients;
 pub mod config;

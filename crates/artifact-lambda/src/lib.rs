@@ -36,7 +36,12 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 /// Runs the Lambda function with the built-in steps plus the custom `steps`.
+///
+/// A binary of its own should call [`artifact_core::alloc::limit_malloc_arenas`]
+/// first in `main`, before the runtime starts (as `bootstrap` does); it is called
+/// here too, which still caps the arenas made from now on.
 pub async fn run(steps: StepRegistry) -> Result<(), Error> {
+    artifact_core::alloc::limit_malloc_arenas();
     logging::init_from_env();
     let worker = Arc::new(build_worker(steps).await);
     let invocations = Arc::new(AtomicU64::new(0));

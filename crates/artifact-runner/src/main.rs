@@ -77,6 +77,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts (see artifact_core::alloc).
+    artifact_core::alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
