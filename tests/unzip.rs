@@ -77,14 +77,20 @@ async fn run_job(
     (result, out, dry)
 }
 
+/// The files of a job's output, after checking it succeeded and that Python, unzip
+/// and Java read the output.
+fn succeeded(result: Result<(), (String, String)>, out: Option<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    result.expect("the job succeeds");
+    let out = out.expect("an output");
+    check_with_external_readers(&out);
+    read_zip(&out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_of_a_stored_inner_zip_become_entries() {
     let big = noise(9 << 20, 7);
     let (result, out, dry) = run_job(&site_zip(&big), true, PARAMS).await;
-    result.expect("the job succeeds");
-    let out = out.expect("an output");
-    check_with_external_readers(&out);
-    let files = read_zip(&out);
+    let files = succeeded(result, out);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -133,10 +139,7 @@ async fn members_of_a_deflated_inner_zip_are_cut_from_it_as_it_inflates() {
         {"template": {"files": ["**/*.json"]}},
         {"zip": {"files": ["README.md", "dist/site/assets/"], "to": "bundle.zip"}}]}"#;
     let (result, out, dry) = run_job(&site_zip(&big), false, params).await;
-    result.expect("the job succeeds");
-    let out = out.expect("an output");
-    check_with_external_readers(&out);
-    let files = read_zip(&out);
+    let files = succeeded(result, out);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,

@@ -1,11 +1,14 @@
 //! Round trips through the engine, read back with the independent `zip` crate.
 
+mod support;
+
 use std::io::{Cursor, Read, Write};
 
 use artifact_engine::memory::rewrite;
 use artifact_engine::plan::{JobContext, Plan, PlanSpec};
 use artifact_engine::zip::{EntryMeta, ZipWriter};
 use proptest::prelude::*;
+use support::read_with_zip_crate;
 use zip::write::SimpleFileOptions;
 
 fn plan(json: &str) -> Plan {
@@ -40,18 +43,6 @@ fn make_zip(entries: &[(String, Vec<u8>, bool)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-fn read_zip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut a = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-    (0..a.len())
-        .map(|i| {
-            let mut f = a.by_index(i).unwrap();
-            let mut v = Vec::new();
-            f.read_to_end(&mut v).unwrap();
-            (f.name().to_string(), v)
-        })
-        .collect()
-}
-
 #[test]
 fn copy_transform_and_drop() {
     let input = make_zip(&[
@@ -76,7 +67,7 @@ fn copy_transform_and_drop() {
     assert_eq!(stats.entries, 4);
     assert_eq!(stats.dropped, 1);
     assert_eq!(stats.raw, 3);
-    let got = read_zip(&out);
+    let got = read_with_zip_crate(&out);
     let names: Vec<_> = got.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -148,7 +139,7 @@ proptest! {
         let input = make_zip(&entries);
         let p = if edit { plan(r#"{"steps":[{"replace":{"files":["**"],"find":"a","with":"bb"}}]}"#) } else { plan("{}") };
         let (out, _) = rewrite(&input, &p, 1 << 30).unwrap();
-        let got = read_zip(&out);
+        let got = read_with_zip_crate(&out);
         prop_assert_eq!(got.len(), entries.len());
         for ((n, d, _), (gn, gd)) in entries.iter().zip(&got) {
             prop_assert_eq!(n, gn);
@@ -249,7 +240,7 @@ fn a_writer_resumed_from_its_state_writes_the_same_archive() {
     got.extend_from_slice(&write_stored(&mut second, &names[1..]));
     got.extend_from_slice(&second.finish(b"").unwrap());
     assert_eq!(got, expected);
-    assert_eq!(read_zip(&got).len(), 3);
+    assert_eq!(read_with_zip_crate(&got).len(), 3);
 }
 
 /// `add` takes a `mode` (an executable `bootstrap`), and `pack` rules (compression,

@@ -347,15 +347,10 @@ where
             .await);
         }
         let hlen = header_len(e, &cb.slice(off..))?;
-        let data_start = r.start + hlen;
-        let data_end = data_start + e.compressed_size;
-        if data_end > r.end {
-            return Err(ZipError::Malformed(format!(
-                "entry {:?}: data overlaps the next entry or the central directory",
-                e.name
-            ))
-            .into());
-        }
+        let Range {
+            start: data_start,
+            end: data_end,
+        } = data_span(e, r.start + hlen, r.end)?;
         if send(&self.tx, Piece::BigStart { tag }).await.is_err() {
             return Ok(Err(Gone));
         }
@@ -373,6 +368,19 @@ where
             pos = cs + b as u64;
         }
         Ok(send(&self.tx, Piece::BigEnd).await)
+    }
+}
+
+/// The data of entry `e`, starting at `start` (after its local header), checked to end
+/// by `region_end`.
+fn data_span(e: &CdEntry, start: u64, region_end: u64) -> Result<Range<u64>, ArtifactCause> {
+    match start.checked_add(e.compressed_size) {
+        Some(end) if end <= region_end => Ok(start..end),
+        _ => Err(ZipError::Malformed(format!(
+            "entry {:?}: data overlaps the next entry or the central directory",
+            e.name
+        ))
+        .into()),
     }
 }
 

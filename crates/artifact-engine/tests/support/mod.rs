@@ -1,6 +1,7 @@
 //! Helpers for the plan tests that run archives through `memory::rewrite`: stored
 //! zips from (name, text) pairs, plans compiled for one input `In` and one output
-//! `Out`, and the output read back as (name, text).
+//! `Out`, and the output read back as (name, text) — or, with the independent `zip`
+//! crate, as (name, bytes).
 #![allow(dead_code)]
 
 use artifact_engine::entry::{decompress, EntryError};
@@ -55,4 +56,18 @@ pub fn run(entries: &[(&str, &str)], json: &str) -> Result<Vec<(String, String)>
 
 pub fn text_of(got: &[(String, String)], name: &str) -> String {
     got.iter().find(|(n, _)| n == name).unwrap().1.clone()
+}
+
+/// Every entry of `bytes` as the `zip` crate reads it: (name, data), in order.
+pub fn read_with_zip_crate(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut a = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..a.len())
+        .map(|i| {
+            let mut f = a.by_index(i).unwrap();
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).unwrap();
+            (f.name().to_string(), v)
+        })
+        .collect()
 }

@@ -20,7 +20,7 @@ use artifact_engine::ZipError;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 
-use super::{send, Gone, Permitted, Piece, Producer, Want};
+use super::{data_span, send, Gone, Permitted, Piece, Producer, Want};
 use crate::error::ArtifactCause;
 use crate::source::ZipIndex;
 
@@ -151,15 +151,8 @@ where
         len: u64,
     ) -> Result<Result<(), Gone>, ArtifactCause> {
         let head = self.take(zip, len.min(MAX_HEADER)).await?;
-        let hlen = header_len(e, &head)?;
-        let data_end = hlen + e.compressed_size;
-        if data_end > len {
-            return Err(ZipError::Malformed(format!(
-                "entry {:?}: data overlaps the next entry or the central directory",
-                e.name
-            ))
-            .into());
-        }
+        let data_end = data_span(e, header_len(e, &head)?, len)?.end;
+        let hlen = data_end - e.compressed_size;
         if send(&self.tx, Piece::BigStart { tag }).await.is_err() {
             return Ok(Err(Gone));
         }
