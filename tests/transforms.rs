@@ -158,6 +158,14 @@ async fn malformed_parameters_fail_with_the_field_named() {
         ),
         (r#"{"outputs":{"Nope":{"from":["In"]}}}"#, "outputs.Nope"),
         (
+            r#"{"outputs":{"Out":{"from":["In"],"format":"tgz"}}}"#,
+            "outputs.Out.format",
+        ),
+        (
+            r#"{"outputs":{"Out":{"from":["In"],"format":"tar.gz","steps":[{"zip":{"files":["*"],"to":"a.zip"}}]}}}"#,
+            "outputs.Out.steps[0].zip",
+        ),
+        (
             r#"{"steps":[{"pack":{"level":"max"}}]}"#,
             "steps[0].pack.level",
         ),

@@ -18,7 +18,7 @@ use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 
 use sha2::{Digest, Sha256};
 
-use crate::plan::{EntryPlan, Export, Extra, OutputPlan, TransformError};
+use crate::plan::{EntryPlan, Export, Extra, OutputFormat, OutputPlan, TransformError};
 use crate::zip::read::{check_local_header, CdEntry, METHOD_DEFLATED, METHOD_STORED};
 use crate::zip::EntryMeta;
 use crate::zip::ZipError;
@@ -169,7 +169,10 @@ pub fn process_entry(
 ) -> Result<Processed, EntryError> {
     let data = compressed_data(e, &region)?;
     let mut meta = planned_meta(e, ep);
-    if !ep.needs_content(e.method) {
+    // A tar.gz output holds content, not zip data: deflated entries are inflated.
+    let tar = op.format == OutputFormat::TarGz;
+    let inflate_for_tar = tar && e.method != METHOD_STORED;
+    if !ep.needs_content(e.method) && !inflate_for_tar {
         if ep.verify && matches!(e.method, METHOD_STORED | METHOD_DEFLATED) {
             verify_data(e, &data)?;
         }
@@ -200,10 +203,13 @@ pub fn process_entry(
         sha256: hex::encode(Sha256::digest(&new)),
     });
     let can_keep = e.method == METHOD_STORED || e.method == METHOD_DEFLATED;
-    let target = ep
-        .method
-        .unwrap_or(if can_keep { e.method } else { METHOD_DEFLATED });
-    if unchanged && target == e.method && ep.level.is_none() {
+    let target = match ep.method {
+        _ if tar => METHOD_STORED,
+        Some(m) => m,
+        None if can_keep => e.method,
+        None => METHOD_DEFLATED,
+    };
+    if unchanged && target == e.method && (tar || ep.level.is_none()) {
         return Ok(Processed {
             output: EntryOutput {
                 meta,
@@ -250,6 +256,8 @@ pub struct StreamHash {
 /// `limit` bytes.
 pub struct HashSink {
     sha: Option<Sha256>,
+    /// The inflated bytes, kept until taken, when the caller wants them.
+    keep: Option<Vec<u8>>,
     crc: crc32fast::Hasher,
     n: u64,
     limit: u64,
@@ -263,6 +271,9 @@ impl Write for HashSink {
         }
         if let Some(sha) = &mut self.sha {
             sha.update(b);
+        }
+        if let Some(keep) = &mut self.keep {
+            keep.extend_from_slice(b);
         }
         self.crc.update(b);
         Ok(b.len())
@@ -283,9 +294,30 @@ impl StreamHash {
         Self::with_sha(e, false)
     }
 
+    /// A checker of a deflated `e` that also hands out what it inflates
+    /// ([`Self::take_inflated`]), and computes the SHA-256 when `sha`.
+    pub fn inflater(e: &CdEntry, sha: bool) -> Result<Self, ZipError> {
+        let mut s = Self::with_sha(e, sha)?;
+        if let Some(d) = &mut s.inflate {
+            d.get_mut().keep = Some(Vec::new());
+        }
+        Ok(s)
+    }
+
+    /// The bytes inflated since the last call (always empty for a stored entry or a
+    /// checker made without [`Self::inflater`]).
+    pub fn take_inflated(&mut self) -> Vec<u8> {
+        self.inflate
+            .as_mut()
+            .and_then(|d| d.get_mut().keep.as_mut())
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     fn with_sha(e: &CdEntry, sha: bool) -> Result<Self, ZipError> {
         let sink = HashSink {
             sha: sha.then(Sha256::new),
+            keep: None,
             crc: crc32fast::Hasher::new(),
             n: 0,
             limit: e.uncompressed_size,
@@ -324,7 +356,13 @@ impl StreamHash {
 
     /// Checks size and CRC; returns the hex SHA-256 (empty for a verifier).
     pub fn finish(self) -> Result<String, ZipError> {
-        let sink = match (self.inflate, self.stored) {
+        self.finish_inflated().map(|(sha, _)| sha)
+    }
+
+    /// Checks size and CRC; returns the hex SHA-256 (empty for a verifier) and the
+    /// last inflated bytes not yet taken (see [`Self::inflater`]).
+    pub fn finish_inflated(self) -> Result<(String, Vec<u8>), ZipError> {
+        let mut sink = match (self.inflate, self.stored) {
             (Some(d), _) => d.finish().map_err(|err| ZipError::Data {
                 name: self.name.clone(),
                 why: format!("deflate stream: {err}"),
@@ -343,10 +381,12 @@ impl StreamHash {
                 ),
             });
         }
-        Ok(sink
+        let rest = sink.keep.take().unwrap_or_default();
+        let sha = sink
             .sha
             .map(|s| hex::encode(s.finalize()))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((sha, rest))
     }
 }
 
@@ -503,7 +543,12 @@ pub fn extras(op: &OutputPlan, rows: &mut Vec<ManifestRow>) -> Vec<(EntryMeta, B
             sha256: hex::encode(Sha256::digest(&content)),
         });
         let packing = op.packing_of_added(path);
-        let method = packing.method.unwrap_or(METHOD_DEFLATED);
+        let method = match packing.method {
+            // A tar.gz output holds content; its gzip stream compresses it.
+            _ if op.format == OutputFormat::TarGz => METHOD_STORED,
+            Some(m) => m,
+            None => METHOD_DEFLATED,
+        };
         let body = match method {
             METHOD_STORED => content.clone(),
             _ => deflate(&content, packing.level.unwrap_or(6)),

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod streamed;
+pub mod tar;
 pub mod zip;
 
 pub use entry::{process_entry, EntryOutput, Processed};

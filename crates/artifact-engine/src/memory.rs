@@ -13,7 +13,7 @@ use crate::entry::{
 };
 use crate::links::check_symlink;
 use crate::plan::{
-    layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputPlan, Plan,
+    layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputFormat, OutputPlan, Plan,
 };
 use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
 use crate::zip::inner;
@@ -60,6 +60,14 @@ pub fn rewrite(
         plan
     };
     let op = plan.output(0);
+    if op.format == OutputFormat::TarGz {
+        return Err(ZipError::Unsupported(
+            "memory::rewrite writes zip outputs; tar.gz outputs are written by the \
+             streaming worker (artifact-core)"
+                .to_string(),
+        )
+        .into());
+    }
     let unpacked = unzip_members(archive, op, entries, ends, max_transform_size)?;
     let (entries, member_of) = (&unpacked.entries, &unpacked.member_of);
     plan.limits().check(entries)?;

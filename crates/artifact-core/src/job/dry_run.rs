@@ -8,7 +8,7 @@
 //! recompressed, dropped, and why) with the steps that matched it, the files the
 //! plan adds, and how many entries each step matched.
 
-use artifact_engine::plan::{EntryPlan, Extra, OutputPlan, Unzip};
+use artifact_engine::plan::{EntryPlan, Extra, OutputFormat, OutputPlan, Unzip};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -36,6 +36,8 @@ pub struct OutputDryRun {
     pub name: String,
     /// Its input artifacts, in order.
     pub sources: Vec<String>,
+    /// The archive it would be: `zip` or `tar.gz`.
+    pub format: &'static str,
     /// Every step with the number of entries it matched.
     pub steps: Vec<StepMatches>,
     /// Every input entry, and every added file.
@@ -213,6 +215,10 @@ fn output_dry_run(
     OutputDryRun {
         name: op.name.clone(),
         sources: op.sources.iter().map(|s| s.input_name.clone()).collect(),
+        format: match op.format {
+            OutputFormat::Zip => "zip",
+            OutputFormat::TarGz => "tar.gz",
+        },
         steps: (0..op.step_count())
             .map(|i| StepMatches {
                 step: label(op, i),

@@ -18,10 +18,11 @@ use artifact_engine::check_symlink;
 use artifact_engine::entry::check_transform_size;
 use artifact_engine::links::MAX_LINK_TARGET;
 use artifact_engine::plan::{
-    layout_output_entries, EntryInfo, InnerZip, OutputPlan, Plan, Planned,
+    layout_output_entries, EntryInfo, InnerZip, OutputFormat, OutputPlan, Plan, Planned,
 };
 use artifact_engine::streamed::streamable;
 use artifact_engine::zip::inner::in_zip;
+use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
 use artifact_engine::ZipError;
 
 use super::InputRef;
@@ -66,19 +67,32 @@ pub(crate) fn decide(
             // (check_symlink refuses it without looking at the data).
             check_symlink(e, ep, &[]).map_err(in_err)?;
         }
+        let tar = op.format == OutputFormat::TarGz;
+        if tar && !matches!(e.method, METHOD_STORED | METHOD_DEFLATED) {
+            return Err(in_err(tar_needs_content(e.method)));
+        }
         // Links are assembled whole: their target is checked before they are written.
-        let mut whole = e.is_symlink()
-            || !ep.ops.is_empty()
-            || ep.level.is_some()
-            || ep.method.is_some_and(|m| m != e.method);
+        let changed = e.is_symlink() || !ep.ops.is_empty();
+        let repacked = !tar && (ep.level.is_some() || ep.method.is_some_and(|m| m != e.method));
+        // A tar.gz output holds content: deflated entries are inflated whole when
+        // they fit the limit, else as they stream by (their size is known).
+        let inflated = tar && e.method != METHOD_STORED;
+        let mut whole = changed || repacked || inflated;
         let mut pieces = false;
         if whole {
             if let Err(too_big) = check_transform_size(e, settings.max_transform_size) {
-                // Past the whole-entry limit, `template` and literal `replace` stream.
-                if !streamable(op, ep, e) {
+                if !changed && !repacked {
+                    // Inflated for a tar.gz as it streams: never whole, even when
+                    // its compressed bytes fit one chunk.
+                    (whole, pieces) = (false, true);
+                } else if !tar && streamable(op, ep, e) {
+                    // Past the whole-entry limit, `template` and literal `replace` stream.
+                    (whole, pieces) = (false, true);
+                } else if tar && streamable(op, ep, e) {
+                    return Err(in_err(tar_cannot_stream(e, settings.max_transform_size)));
+                } else {
                     return Err(in_err(too_big));
                 }
-                (whole, pieces) = (false, true);
             }
         }
         wants[p.source].push(Want {
@@ -97,6 +111,26 @@ pub(crate) fn decide(
         step_hits: layout.step_hits,
         inner: layout.inner,
     })
+}
+
+/// Why an entry compressed with `method` cannot go into a tar.gz output.
+fn tar_needs_content(method: u16) -> ZipError {
+    ZipError::Unsupported(format!(
+        "it uses compression method {method}; a tar.gz output holds entries' content, and \
+         only stored (0) and deflated (8) entries can be read for it"
+    ))
+}
+
+/// Why entry `e`, too large to hold for its content steps, cannot stream into a
+/// tar.gz output.
+fn tar_cannot_stream(e: &artifact_engine::zip::read::CdEntry, max: u64) -> ZipError {
+    ZipError::Limit(format!(
+        "entry {:?} is {} bytes uncompressed, over the {max} bytes an entry may have to be \
+         transformed whole; a zip output would transform it as it streams, but a tar.gz \
+         output writes each entry's size before its content (raise the function memory, \
+         leave the entry out of the step, or write a zip output)",
+        e.name, e.uncompressed_size
+    ))
 }
 
 /// The most passes of inflation over one deflated inner zip an output may take.

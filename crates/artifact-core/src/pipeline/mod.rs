@@ -17,15 +17,17 @@ pub(crate) mod decide;
 mod nest;
 mod process;
 mod write;
+mod write_tar;
 
 use artifact_engine::entry::ManifestRow;
-use artifact_engine::plan::{Export, Plan};
+use artifact_engine::plan::{Export, OutputFormat, Plan};
 use artifact_engine::zip::ZipWriterState;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use self::process::Processor;
 use self::write::OutputWriter;
+use self::write_tar::TarWriter;
 use crate::config::Settings;
 use crate::continuation::{Clock, ContinuationError};
 use crate::error::{ArtifactCause, JobError, Side};
@@ -213,33 +215,46 @@ pub async fn write_output(
         ctx.cleanup.clone(),
         ctx.pool.clone(),
     );
-    let mut writer = match resume {
-        None => OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location),
-        Some(r) => {
-            let sink = sink
-                .resume(r.sink.clone())
-                .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
-            OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
+    let w = if op.format == OutputFormat::TarGz {
+        let mut writer = TarWriter::new(sink, ctx.pool.clone(), inputs, name, location);
+        if resume.is_some() {
+            return Err(JobError::Internal(
+                "a tar.gz output is never checkpointed, yet one was resumed".into(),
+            ));
         }
-    }
-    .with_clock(ctx.clock.clone())
-    .with_zips(zips, op.has_manifest());
-    while let Some(item) = processed.next().await {
-        let item = item?;
-        if writer.should_checkpoint(&item) {
-            drop(processed); // stops the reads ahead
+        while let Some(item) = processed.next().await {
+            writer.write(item?).await?;
+        }
+        writer.finish(ctx.plan.clone(), o, planned).await?
+    } else {
+        let mut writer = match resume {
+            None => OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location),
+            Some(r) => {
+                let sink = sink
+                    .resume(r.sink.clone())
+                    .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
+                OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
+            }
+        }
+        .with_clock(ctx.clock.clone())
+        .with_zips(zips, op.has_manifest());
+        while let Some(item) = processed.next().await {
+            let item = item?;
+            if writer.should_checkpoint(&item) {
+                drop(processed); // stops the reads ahead
+                let progress = writer.suspend(o, planned as u64).await?;
+                return Ok(OutputOutcome::Suspended(progress));
+            }
+            writer.write(item).await?;
+        }
+        if writer.should_checkpoint_before_finish() {
+            // Every entry is in; the added files, the central directory and the
+            // completion are left to the next invocation.
             let progress = writer.suspend(o, planned as u64).await?;
             return Ok(OutputOutcome::Suspended(progress));
         }
-        writer.write(item).await?;
-    }
-    if writer.should_checkpoint_before_finish() {
-        // Every entry is in; the added files, the central directory and the
-        // completion are left to the next invocation.
-        let progress = writer.suspend(o, planned as u64).await?;
-        return Ok(OutputOutcome::Suspended(progress));
-    }
-    let w = writer.finish(ctx.plan.clone(), o, planned).await?;
+        writer.finish(ctx.plan.clone(), o, planned).await?
+    };
     Ok(OutputOutcome::Done(OutputSummary {
         name: name.to_string(),
         location: location.clone(),

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use artifact_engine::entry::{compressed_data, planned_meta, process_entry, Processed, StreamHash};
-use artifact_engine::plan::{Plan, Planned};
+use artifact_engine::plan::{OutputFormat, Plan, Planned};
 use artifact_engine::streamed::EntryStreamer;
 use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
 use artifact_engine::zip::EntryMeta;
@@ -89,7 +89,8 @@ impl Processor {
             let data = compressed_data(e, &region).map_err(|err| in_err(err.into()))?;
             check_symlink(e, &p.plan, &data).map_err(|err| in_err(err.into()))?;
         }
-        let result = if p.plan.needs_cpu(e.method) {
+        let tar = self.plan.output(self.output).format == OutputFormat::TarGz;
+        let result = if p.plan.needs_cpu(e.method) || (tar && e.method != METHOD_STORED) {
             let this = self.clone();
             on_pool(&self.pool, move || {
                 let started = std::time::Instant::now();
@@ -138,7 +139,11 @@ impl Processor {
             })));
         }
         let verifiable = matches!(e.method, METHOD_STORED | METHOD_DEFLATED);
-        let check = if p.plan.hash {
+        let tar = self.plan.output(self.output).format == OutputFormat::TarGz;
+        let check = if tar && e.method == METHOD_DEFLATED {
+            // A tar.gz output writes the content: inflated (and so checked) as it passes.
+            Some(StreamHash::inflater(e, p.plan.hash))
+        } else if p.plan.hash {
             Some(StreamHash::new(e))
         } else if p.plan.verify && verifiable {
             Some(StreamHash::verifier(e))

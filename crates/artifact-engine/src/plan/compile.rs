@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::compile_step::{compile_step, step_kind, StepEnv};
-use super::spec::{OutputSpec, SourceSpec, StepDoc, StepSpec};
+use super::spec::{OutputFormat, OutputSpec, SourceSpec, StepDoc, StepSpec};
 use super::when::compile_when;
 use super::{
     perr, text, CaseDuplicates, JobContext, OnConflict, OnUnknownVariable, OutputPlan, Plan,
@@ -20,7 +20,7 @@ use crate::names::{case_clash_why, CaseIndex, NameRules};
 use crate::zip::read::validate_name;
 
 /// An output's sources, own steps and conflict rule.
-type Route<'a> = (Vec<Source>, &'a [StepDoc], OnConflict);
+type Route<'a> = (Vec<Source>, &'a [StepDoc], OnConflict, OutputFormat);
 
 impl Plan {
     /// Validates `spec` against the job and compiles it (no custom steps).
@@ -97,7 +97,12 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
                 ),
             ));
         };
-        routes[k] = Some((compile_sources(out, o, ctx)?, &o.steps, o.on_conflict));
+        routes[k] = Some((
+            compile_sources(out, o, ctx)?,
+            &o.steps,
+            o.on_conflict,
+            o.format,
+        ));
     }
     let implicit = |k: usize| -> Result<Route<'a>, PlanError> {
         if !spec.outputs.is_empty() {
@@ -117,7 +122,7 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
             input_name: ctx.inputs[0].clone(),
             prefix: String::new(),
         };
-        Ok((vec![only], &[], OnConflict::Error))
+        Ok((vec![only], &[], OnConflict::Error, OutputFormat::Zip))
     };
     routes
         .into_iter()
@@ -187,7 +192,7 @@ fn compile_sources(out: &str, o: &OutputSpec, ctx: &JobContext) -> Result<Vec<So
 fn compile_output(
     spec: &PlanSpec,
     name: &str,
-    (sources, own, on_conflict): Route<'_>,
+    (sources, own, on_conflict, format): Route<'_>,
     env: &StepEnv<'_>,
     exported: &mut HashMap<String, String>,
 ) -> Result<OutputPlan, PlanError> {
@@ -241,6 +246,16 @@ fn compile_output(
         if on {
             added.extend(added_path(&at, &step));
         }
+        if on && format == OutputFormat::TarGz && matches!(step, Step::Zip { .. }) {
+            return Err(perr(
+                format!("{at}.zip"),
+                format!(
+                    "output {name:?} is a tar.gz, whose entries are written with their size \
+                     first: a zip entry made as it streams has none yet (write the zip \
+                     into a zip output, or leave the step out)"
+                ),
+            ));
+        }
         labels.push(format!("{at} ({})", step_kind(s)));
         fields.push(format!("{at}.{}", step_kind(s)));
         steps.push(step);
@@ -258,6 +273,7 @@ fn compile_output(
         name: name.to_string(),
         sources,
         on_conflict,
+        format,
         name_rules,
         verify: spec.verify,
         symlinks: spec.symlinks,

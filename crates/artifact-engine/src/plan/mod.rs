@@ -53,7 +53,9 @@ pub use nested::InnerZip;
 pub use parse::PlanFile;
 pub use patch_files::PatchFile;
 use spec::Format;
-pub use spec::{CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, PlanSpec, Symlinks};
+pub use spec::{
+    CaseDuplicates, NamesSpec, OnConflict, OnUnknownVariable, OutputFormat, PlanSpec, Symlinks,
+};
 
 use crate::names::NameRules;
 
@@ -142,6 +144,8 @@ pub struct OutputPlan {
     pub sources: Vec<Source>,
     /// Name clash rule.
     pub on_conflict: OnConflict,
+    /// The archive written (`zip` or `tar.gz`).
+    pub format: OutputFormat,
     /// Name rules for the output's entries (from UserParameters `names`).
     pub name_rules: NameRules,
     /// Raw copies are CRC- and size-checked (UserParameters `verify`).

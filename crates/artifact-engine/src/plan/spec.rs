@@ -150,6 +150,24 @@ pub struct OutputSpec {
     /// Two entries with the same output path: `error` (default), keep the `first`, or the `last`.
     #[serde(default)]
     pub on_conflict: OnConflict,
+    /// The archive written: `zip` (default) or `tar.gz` (a gzip-compressed POSIX tar,
+    /// for consumers that want one). A `tar.gz` output holds every entry's content
+    /// uncompressed inside one gzip stream (`pack` compression has no effect there;
+    /// times, permissions and links are kept); it takes no `zip` steps.
+    #[serde(default)]
+    pub format: OutputFormat,
+}
+
+/// The archive format of an output.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// A zip archive.
+    #[default]
+    #[serde(rename = "zip")]
+    Zip,
+    /// A POSIX (pax) tar archive compressed with gzip.
+    #[serde(rename = "tar.gz")]
+    TarGz,
 }
 
 /// An input feeding an output.
