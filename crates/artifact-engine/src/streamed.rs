@@ -280,6 +280,31 @@ impl StreamDeflater {
         self.drain()
     }
 
+    /// A deflater going on from a stream whose input so far had CRC-32 `crc32` and
+    /// `uncompressed` bytes, and that was [`Self::flush`]ed before it stopped (no
+    /// SHA-256: it cannot be resumed).
+    pub fn resume(level: u32, crc32: u32, uncompressed: u64, compressed: u64) -> Self {
+        StreamDeflater {
+            crc: crc32fast::Hasher::new_with_initial_len(crc32, uncompressed),
+            n_in: uncompressed,
+            n_out: compressed,
+            ..StreamDeflater::new(level, false)
+        }
+    }
+
+    /// Ends the blocks so far at a byte boundary (a sync flush) and returns what that
+    /// releases: a fresh deflater ([`Self::resume`]) can continue the stream from here,
+    /// since nothing after a flush needs what came before it.
+    pub fn flush(&mut self) -> Bytes {
+        self.enc.flush().expect("writing to a Vec cannot fail");
+        self.drain()
+    }
+
+    /// CRC-32 and size of what went in, and the compressed bytes returned, so far.
+    pub fn totals(&self) -> (u32, u64, u64) {
+        (self.crc.clone().finalize(), self.n_in, self.n_out)
+    }
+
     /// The last compressed bytes, and the totals.
     pub fn finish(mut self) -> (Bytes, Deflated) {
         self.enc.try_finish().expect("writing to a Vec cannot fail");

@@ -5,13 +5,15 @@
 //! What it holds: the first job id; per input the pinned ETag; the outputs completed
 //! (their summaries); for the output in progress the entries written, the counters
 //! and exports for the output variables, the manifest rows so far, the zip writer's
-//! offset and central-directory records, and the sink's upload id, completed parts
+//! offset and central-directory records (or a tar.gz output's gzip CRC-32 and
+//! sizes), and the sink's upload id, completed parts
 //! (number, ETag, size), the bytes of the part in progress and the SHA-256 state.
 
 use std::collections::BTreeMap;
 
 use artifact_engine::entry::ManifestRow;
 use artifact_engine::plan::Export;
+use artifact_engine::tar::GzipState;
 use artifact_engine::zip::ZipWriterState;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -61,6 +63,9 @@ struct ProgressDoc {
     total: u64,
     pending: String,
     sha256_state: String,
+    /// A tar.gz output's gzip stream (absent for a zip output).
+    #[serde(default)]
+    gzip: Option<GzipState>,
 }
 
 impl ProgressDoc {
@@ -82,6 +87,7 @@ impl ProgressDoc {
             total: p.sink.total,
             pending: STANDARD.encode(&p.sink.pending),
             sha256_state: STANDARD.encode(&p.sink.sha256_state),
+            gzip: p.gzip,
         }
     }
 
@@ -104,6 +110,7 @@ impl ProgressDoc {
                 entries: self.zip_entries,
                 central: b64("central", &self.central)?,
             },
+            gzip: self.gzip,
             sink: SinkState {
                 upload_id: self.upload_id,
                 parts: self.parts,

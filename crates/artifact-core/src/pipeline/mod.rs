@@ -21,11 +21,12 @@ mod write_tar;
 
 use artifact_engine::entry::ManifestRow;
 use artifact_engine::plan::{Export, OutputFormat, Plan};
+use artifact_engine::tar::GzipState;
 use artifact_engine::zip::ZipWriterState;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use self::process::Processor;
+use self::process::{Out, Processor};
 use self::write::OutputWriter;
 use self::write_tar::TarWriter;
 use crate::config::Settings;
@@ -122,8 +123,10 @@ pub struct OutputProgress {
     pub exports: Vec<Export>,
     /// Manifest rows so far.
     pub rows: Vec<ManifestRow>,
-    /// The zip writer between entries.
+    /// The zip writer between entries (empty for a tar.gz output).
     pub zip: ZipWriterState,
+    /// A tar.gz output's gzip stream, flushed between entries.
+    pub gzip: Option<GzipState>,
     /// The sink between entries.
     pub sink: SinkState,
 }
@@ -204,7 +207,7 @@ pub async fn write_output(
             async move { processor.process(piece?).await }
         })
         .buffered(settings.entry_window());
-    let mut processed = Box::pin(processed);
+    let processed = Box::pin(processed);
 
     // Write: in order, into the sink.
     let sink = Sink::new(
@@ -215,45 +218,35 @@ pub async fn write_output(
         ctx.cleanup.clone(),
         ctx.pool.clone(),
     );
+    let altered = |why| ContinuationError::Altered(location.clone(), why);
     let w = if op.format == OutputFormat::TarGz {
-        let mut writer = TarWriter::new(sink, ctx.pool.clone(), inputs, name, location);
-        if resume.is_some() {
-            return Err(JobError::Internal(
-                "a tar.gz output is never checkpointed, yet one was resumed".into(),
-            ));
+        let writer = match resume {
+            None => TarWriter::new(sink, ctx.pool.clone(), inputs, name, location),
+            Some(r) => {
+                let sink = sink.resume(r.sink.clone()).map_err(altered)?;
+                TarWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
+                    .ok_or_else(|| altered("the checkpoint holds no gzip stream".into()))?
+            }
+        };
+        let writer = writer.with_clock(ctx.clock.clone());
+        match drive(writer, processed, o, planned as u64).await? {
+            Driven::Suspended(p) => return Ok(OutputOutcome::Suspended(*p)),
+            Driven::Finished(w) => w.finish(ctx.plan.clone(), o, planned).await?,
         }
-        while let Some(item) = processed.next().await {
-            writer.write(item?).await?;
-        }
-        writer.finish(ctx.plan.clone(), o, planned).await?
     } else {
-        let mut writer = match resume {
+        let writer = match resume {
             None => OutputWriter::new(sink, ctx.pool.clone(), inputs, name, location),
             Some(r) => {
-                let sink = sink
-                    .resume(r.sink.clone())
-                    .map_err(|why| ContinuationError::Altered(location.clone(), why))?;
+                let sink = sink.resume(r.sink.clone()).map_err(altered)?;
                 OutputWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
             }
         }
         .with_clock(ctx.clock.clone())
         .with_zips(zips, op.has_manifest());
-        while let Some(item) = processed.next().await {
-            let item = item?;
-            if writer.should_checkpoint(&item) {
-                drop(processed); // stops the reads ahead
-                let progress = writer.suspend(o, planned as u64).await?;
-                return Ok(OutputOutcome::Suspended(progress));
-            }
-            writer.write(item).await?;
+        match drive(writer, processed, o, planned as u64).await? {
+            Driven::Suspended(p) => return Ok(OutputOutcome::Suspended(*p)),
+            Driven::Finished(w) => w.finish(ctx.plan.clone(), o, planned).await?,
         }
-        if writer.should_checkpoint_before_finish() {
-            // Every entry is in; the added files, the central directory and the
-            // completion are left to the next invocation.
-            let progress = writer.suspend(o, planned as u64).await?;
-            return Ok(OutputOutcome::Suspended(progress));
-        }
-        writer.finish(ctx.plan.clone(), o, planned).await?
     };
     Ok(OutputOutcome::Done(OutputSummary {
         name: name.to_string(),
@@ -266,6 +259,54 @@ pub async fn write_output(
         exports: w.exports,
         object: w.object,
     }))
+}
+
+/// What drives an output's writer, the zip's and the tar.gz's alike.
+trait ArchiveWriter: Sized {
+    /// Whether to stop before `next` and checkpoint.
+    fn should_checkpoint(&self, next: &Out) -> bool;
+    /// Whether to checkpoint instead of finishing.
+    fn should_checkpoint_before_finish(&self) -> bool;
+    /// Writes one item.
+    async fn write(&mut self, item: Out) -> Result<(), JobError>;
+    /// Stops between entries and returns the output's progress.
+    async fn suspend(self, output: usize, planned: u64) -> Result<OutputProgress, JobError>;
+}
+
+/// How [`drive`] ended.
+enum Driven<W> {
+    /// A checkpoint stopped the output.
+    Suspended(Box<OutputProgress>),
+    /// Every entry is written; the writer is ready to finish.
+    Finished(W),
+}
+
+/// Writes every processed item with `writer`, stopping for a checkpoint where its
+/// clock says so.
+async fn drive<W: ArchiveWriter>(
+    mut writer: W,
+    mut processed: impl futures::Stream<Item = Result<Out, JobError>> + Unpin,
+    output: usize,
+    planned: u64,
+) -> Result<Driven<W>, JobError> {
+    while let Some(item) = processed.next().await {
+        let item = item?;
+        if writer.should_checkpoint(&item) {
+            drop(processed); // stops the reads ahead
+            return Ok(Driven::Suspended(Box::new(
+                writer.suspend(output, planned).await?,
+            )));
+        }
+        writer.write(item).await?;
+    }
+    if writer.should_checkpoint_before_finish() {
+        // Every entry is in; the added files, the end of the archive and the
+        // completion are left to the next invocation.
+        return Ok(Driven::Suspended(Box::new(
+            writer.suspend(output, planned).await?,
+        )));
+    }
+    Ok(Driven::Finished(writer))
 }
 
 /// The reads left after the first `skip` planned entries (in arrival order: input

@@ -27,7 +27,7 @@ use crate::sink::{Sink, SinkSummary};
 /// Bytes per second a store is assumed to assemble a completed multipart object at
 /// (CompleteMultipartUpload of a large object takes seconds on S3, and an embedded
 /// store copies the parts).
-const COMPLETE_RATE: f64 = 128.0 * 1024.0 * 1024.0;
+pub(super) const COMPLETE_RATE: f64 = 128.0 * 1024.0 * 1024.0;
 
 /// Entry counts of a finished output.
 pub(super) struct Written {
@@ -190,6 +190,7 @@ impl<'a> OutputWriter<'a> {
             exports: self.exports,
             rows: self.rows,
             zip,
+            gzip: None,
             sink,
         })
     }
@@ -501,5 +502,20 @@ impl<'a> OutputWriter<'a> {
             exports: self.exports,
             object,
         })
+    }
+}
+
+impl super::ArchiveWriter for OutputWriter<'_> {
+    fn should_checkpoint(&self, next: &Out) -> bool {
+        OutputWriter::should_checkpoint(self, next)
+    }
+    fn should_checkpoint_before_finish(&self) -> bool {
+        OutputWriter::should_checkpoint_before_finish(self)
+    }
+    async fn write(&mut self, item: Out) -> Result<(), JobError> {
+        OutputWriter::write(self, item).await
+    }
+    async fn suspend(self, output: usize, planned: u64) -> Result<OutputProgress, JobError> {
+        OutputWriter::suspend(self, output, planned).await
     }
 }

@@ -11,23 +11,27 @@
 //! Invariants: the gzip stream is out of the struct only while a pool task holds
 //! it; a whole entry's transform-budget permit is released once its record is in
 //! the sink; the output is completed only when every input sent its end marker and
-//! every planned entry arrived. A tar.gz output is written within one invocation
-//! (its deflate state is not checkpointed).
+//! every planned entry arrived. A checkpoint is taken only between entries: the
+//! gzip stream is flushed to a byte boundary, and the next invocation goes on with a
+//! fresh deflater from its CRC-32 and sizes
+//! ([`artifact_engine::tar::GzipState`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use artifact_engine::entry::{extras, ManifestRow};
 use artifact_engine::plan::{Export, Plan};
 use artifact_engine::tar::{header, padding, GzipStream, Kind, END};
 use artifact_engine::zip::read::METHOD_STORED;
-use artifact_engine::zip::EntryMeta;
+use artifact_engine::zip::{EntryMeta, ZipWriterState};
 use artifact_engine::ZipError;
 use bytes::Bytes;
 
 use super::process::{BigEntry, Out};
-use super::write::Written;
-use super::InputRef;
+use super::write::{Written, COMPLETE_RATE};
+use super::{InputRef, OutputProgress};
 use crate::bridge::on_pool;
+use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::Sink;
@@ -44,7 +48,6 @@ pub(super) struct TarWriter<'a> {
     location: &'a S3Location,
     /// `None` only while a pool task holds it.
     gz: Option<GzipStream>,
-    entries: u64,
     raw: u64,
     transformed: u64,
     inputs_done: usize,
@@ -52,6 +55,7 @@ pub(super) struct TarWriter<'a> {
     big: Option<(BigEntry, u64)>,
     exports: Vec<Export>,
     rows: Vec<ManifestRow>,
+    clock: Option<Arc<Clock>>,
 }
 
 impl<'a> TarWriter<'a> {
@@ -70,13 +74,115 @@ impl<'a> TarWriter<'a> {
             name,
             location,
             gz: Some(GzipStream::new(GZIP_LEVEL)),
-            entries: 0,
             raw: 0,
             transformed: 0,
             inputs_done: 0,
             big: None,
             exports: Vec::new(),
             rows: Vec::new(),
+            clock: None,
+        }
+    }
+
+    /// A writer that goes on from a checkpoint's `progress` (the sink resumed from
+    /// the same checkpoint); `None` when the checkpoint holds no gzip stream.
+    pub fn resume(
+        sink: Sink,
+        pool: Arc<rayon::ThreadPool>,
+        inputs: &'a [InputRef],
+        name: &'a str,
+        location: &'a S3Location,
+        progress: OutputProgress,
+    ) -> Option<Self> {
+        Some(TarWriter {
+            gz: Some(GzipStream::resume(GZIP_LEVEL, progress.gzip?)),
+            raw: progress.raw,
+            transformed: progress.transformed,
+            exports: progress.exports,
+            rows: progress.rows,
+            ..TarWriter::new(sink, pool, inputs, name, location)
+        })
+    }
+
+    /// Checkpoints when `clock` says so (see [`Self::should_checkpoint`]).
+    pub fn with_clock(mut self, clock: Option<Arc<Clock>>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether to stop before `next` and checkpoint: only where an entry starts,
+    /// when the clock says the time left is what a checkpoint costs.
+    pub fn should_checkpoint(&self, next: &Out) -> bool {
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let next_entry = match next {
+            Out::Entry(..) => 0,
+            Out::BigStart(b) => b.meta.uncompressed_size,
+            _ => return false,
+        };
+        // The state object holds the pending part, base64.
+        let state = self.sink.pending() * 4 / 3;
+        clock.should_checkpoint(self.sink.in_flight(), state, next_entry)
+    }
+
+    /// Whether to checkpoint instead of finishing (the added files, priced like an
+    /// entry of their size, and the store assembling the object).
+    pub fn should_checkpoint_before_finish(&self) -> bool {
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let finish = self.sink.pending() + self.rows.len() as u64 * 100;
+        let state = self.sink.pending() * 4 / 3;
+        let assemble = Duration::from_secs_f64(self.sink.written() as f64 / COMPLETE_RATE);
+        clock.should_checkpoint_after(self.sink.in_flight(), state, finish, assemble)
+    }
+
+    /// Stops between entries: flushes the gzip stream into the sink, confirms the
+    /// parts in flight and returns the output's progress for the checkpoint.
+    pub async fn suspend(
+        mut self,
+        output: usize,
+        planned: u64,
+    ) -> Result<OutputProgress, JobError> {
+        if self.big.is_some() {
+            return Err(JobError::Internal(
+                "a checkpoint was taken inside an entry".to_string(),
+            ));
+        }
+        let gz = self.gz.take().expect("back");
+        let (flushed, gzip) = on_pool(&self.pool, move || gz.suspend())
+            .await
+            .map_err(|panic| JobError::Internal(format!("gzip panicked: {panic}")))?;
+        self.sink
+            .write(flushed)
+            .await
+            .map_err(|e| self.out_err(e))?;
+        let (name, location) = (self.name, self.location);
+        let sink = self.sink.suspend().await.map_err(|e| {
+            JobError::artifact(Side::Output, name, location, ArtifactCause::from(e))
+        })?;
+        Ok(OutputProgress {
+            output,
+            arrived: self.raw + self.transformed,
+            planned,
+            raw: self.raw,
+            transformed: self.transformed,
+            exports: self.exports,
+            rows: self.rows,
+            zip: ZipWriterState {
+                offset: 0,
+                entries: 0,
+                central: Vec::new(),
+            },
+            gzip: Some(gzip),
+            sink,
+        })
+    }
+
+    fn entry_done(&self) {
+        if let Some(clock) = &self.clock {
+            clock.entry_written();
         }
     }
 
@@ -95,9 +201,17 @@ impl<'a> TarWriter<'a> {
         .map_err(|panic| JobError::Internal(format!("gzip panicked: {panic}")))?;
         self.gz = Some(gz);
         for b in out.into_iter().filter(|b| !b.is_empty()) {
-            self.sink.write(b).await.map_err(|e| self.out_err(e))?;
+            self.send(b).await?;
         }
         Ok(())
+    }
+
+    /// Writes compressed bytes to the sink.
+    async fn send(&mut self, b: Bytes) -> Result<(), JobError> {
+        if let Some(clock) = &self.clock {
+            clock.wrote(b.len() as u64);
+        }
+        self.sink.write(b).await.map_err(|e| self.out_err(e))
     }
 
     /// The record of an entry held whole: header, content, padding.
@@ -140,10 +254,10 @@ impl<'a> TarWriter<'a> {
                 } else {
                     self.transformed += 1
                 }
-                self.entries += 1;
                 self.exports.extend(p.exports);
                 self.rows.extend(p.manifest);
                 drop(permit);
+                self.entry_done();
             }
             Out::BigStart(b) => {
                 if b.transform.is_some() {
@@ -188,7 +302,7 @@ impl<'a> TarWriter<'a> {
         entry.check = check;
         let (n, out) = done.map_err(|e| self.inputs[entry.input].error(entry.entry, e))?;
         if !out.is_empty() {
-            self.sink.write(out).await.map_err(|e| self.out_err(e))?;
+            self.send(out).await?;
         }
         self.big = Some((entry, written + n));
         Ok(())
@@ -222,7 +336,7 @@ impl<'a> TarWriter<'a> {
         self.put(vec![Bytes::from(rest), Bytes::from_static(padding(size))])
             .await?;
         self.raw += 1;
-        self.entries += 1;
+        self.entry_done();
         Ok(())
     }
 
@@ -273,12 +387,27 @@ impl<'a> TarWriter<'a> {
             JobError::artifact(Side::Output, name, location, ArtifactCause::from(e))
         })?;
         Ok(Written {
-            entries: self.entries + added,
+            entries: self.raw + self.transformed + added,
             raw: self.raw,
             transformed: self.transformed,
             added,
             exports: self.exports,
             object,
         })
+    }
+}
+
+impl super::ArchiveWriter for TarWriter<'_> {
+    fn should_checkpoint(&self, next: &Out) -> bool {
+        TarWriter::should_checkpoint(self, next)
+    }
+    fn should_checkpoint_before_finish(&self) -> bool {
+        TarWriter::should_checkpoint_before_finish(self)
+    }
+    async fn write(&mut self, item: Out) -> Result<(), JobError> {
+        TarWriter::write(self, item).await
+    }
+    async fn suspend(self, output: usize, planned: u64) -> Result<OutputProgress, JobError> {
+        TarWriter::suspend(self, output, planned).await
     }
 }
