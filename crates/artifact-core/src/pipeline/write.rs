@@ -458,27 +458,24 @@ impl<'a> OutputWriter<'a> {
         output: usize,
         planned: usize,
     ) -> Result<Written, JobError> {
-        let op = plan.output(output);
-        let arrived = self.raw + self.transformed;
-        if self.inputs_done != self.inputs.len() || arrived != planned as u64 {
-            return Err(self.out_err(ArtifactCause::Verify(format!(
-                "{arrived} of {planned} entries arrived from {} of {} inputs; the output was \
-                 not completed",
-                self.inputs_done,
-                self.inputs.len()
-            ))));
-        }
-        let missing = op
-            .missing_exports(&self.exports)
-            .map_err(|e| self.out_err(ArtifactCause::Entry(e.into())))?;
-        self.exports.extend(missing);
-        // Added files and manifests (hashing, JSON, deflate) are built on the pool.
-        let mut rows = std::mem::take(&mut self.rows);
-        let files = on_pool(&self.pool, move || extras(plan.output(output), &mut rows))
-            .await
-            .map_err(|panic| {
-                JobError::Internal(format!("building added files panicked: {panic}"))
-            })?;
+        let arrived = Arrived {
+            entries: self.raw + self.transformed,
+            planned,
+            inputs_done: self.inputs_done,
+            inputs: self.inputs.len(),
+        };
+        let (name, location) = (self.name, self.location);
+        let rows = std::mem::take(&mut self.rows);
+        let files = closing_files(
+            &self.pool,
+            plan,
+            output,
+            arrived,
+            &mut self.exports,
+            rows,
+            |c| JobError::artifact(Side::Output, name, location, c),
+        )
+        .await?;
         let mut added = 0;
         for (meta, data) in files {
             let h = self.zip.local_header(&meta).map_err(|e| self.out_err(e))?;
@@ -503,6 +500,52 @@ impl<'a> OutputWriter<'a> {
             object,
         })
     }
+}
+
+/// How far an output got when its writer finishes.
+pub(super) struct Arrived {
+    /// Planned entries written.
+    pub entries: u64,
+    /// Of the planned entries.
+    pub planned: usize,
+    /// Inputs that sent their end marker.
+    pub inputs_done: usize,
+    /// Inputs feeding the output.
+    pub inputs: usize,
+}
+
+/// What every writer does before its last bytes: checks that every planned entry
+/// arrived from every input, adds the exports no entry defined to `exports`, and
+/// builds the added files and manifests (hashing, JSON, deflate) on the pool.
+pub(super) async fn closing_files(
+    pool: &Arc<rayon::ThreadPool>,
+    plan: Arc<Plan>,
+    output: usize,
+    arrived: Arrived,
+    exports: &mut Vec<Export>,
+    mut rows: Vec<ManifestRow>,
+    out_err: impl Fn(ArtifactCause) -> JobError,
+) -> Result<Vec<(EntryMeta, Bytes)>, JobError> {
+    let Arrived {
+        entries,
+        planned,
+        inputs_done,
+        inputs,
+    } = arrived;
+    if inputs_done != inputs || entries != planned as u64 {
+        return Err(out_err(ArtifactCause::Verify(format!(
+            "{entries} of {planned} entries arrived from {inputs_done} of {inputs} inputs; \
+             the output was not completed"
+        ))));
+    }
+    let missing = plan
+        .output(output)
+        .missing_exports(exports)
+        .map_err(|e| out_err(ArtifactCause::Entry(e.into())))?;
+    exports.extend(missing);
+    on_pool(pool, move || extras(plan.output(output), &mut rows))
+        .await
+        .map_err(|panic| JobError::Internal(format!("building added files panicked: {panic}")))
 }
 
 impl super::ArchiveWriter for OutputWriter<'_> {

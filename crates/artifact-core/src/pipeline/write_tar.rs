@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use artifact_engine::entry::{extras, ManifestRow};
+use artifact_engine::entry::ManifestRow;
 use artifact_engine::plan::{Export, Plan};
 use artifact_engine::tar::{header, padding, GzipStream, Kind, END};
 use artifact_engine::zip::read::METHOD_STORED;
@@ -28,7 +28,7 @@ use artifact_engine::ZipError;
 use bytes::Bytes;
 
 use super::process::{BigEntry, Out};
-use super::write::{Written, COMPLETE_RATE};
+use super::write::{closing_files, Arrived, Written, COMPLETE_RATE};
 use super::{InputRef, OutputProgress};
 use crate::bridge::on_pool;
 use crate::continuation::Clock;
@@ -348,26 +348,24 @@ impl<'a> TarWriter<'a> {
         output: usize,
         planned: usize,
     ) -> Result<Written, JobError> {
-        let op = plan.output(output);
-        let arrived = self.raw + self.transformed;
-        if self.inputs_done != self.inputs.len() || arrived != planned as u64 {
-            return Err(self.out_err(ArtifactCause::Verify(format!(
-                "{arrived} of {planned} entries arrived from {} of {} inputs; the output was \
-                 not completed",
-                self.inputs_done,
-                self.inputs.len()
-            ))));
-        }
-        let missing = op
-            .missing_exports(&self.exports)
-            .map_err(|e| self.out_err(ArtifactCause::Entry(e.into())))?;
-        self.exports.extend(missing);
-        let mut rows = std::mem::take(&mut self.rows);
-        let files = on_pool(&self.pool, move || extras(plan.output(output), &mut rows))
-            .await
-            .map_err(|panic| {
-                JobError::Internal(format!("building added files panicked: {panic}"))
-            })?;
+        let arrived = Arrived {
+            entries: self.raw + self.transformed,
+            planned,
+            inputs_done: self.inputs_done,
+            inputs: self.inputs.len(),
+        };
+        let (name, location) = (self.name, self.location);
+        let rows = std::mem::take(&mut self.rows);
+        let files = closing_files(
+            &self.pool,
+            plan,
+            output,
+            arrived,
+            &mut self.exports,
+            rows,
+            |c| JobError::artifact(Side::Output, name, location, c),
+        )
+        .await?;
         let added = files.len() as u64;
         for (meta, data) in files {
             let pieces = self.record(&meta, data)?;
