@@ -104,6 +104,17 @@ async fn run_job(
         .map(|_| ())
         .map_err(|(t, m)| (t.as_str().to_string(), m));
     let out = s.get(&bucket, "out.tgz").await.map(|(b, _, _)| b);
+    if out.is_some() {
+        let head = s
+            .admin_s3()
+            .head_object()
+            .bucket(&bucket)
+            .key("out.tgz")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("application/gzip"));
+    }
     s.remove_bucket(&bucket).await;
     (result, out, dry)
 }

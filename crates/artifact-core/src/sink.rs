@@ -142,6 +142,8 @@ pub struct Sink {
     store: Arc<dyn ObjectStore>,
     loc: S3Location,
     enc: Encryption,
+    /// Media type of the object (`application/zip` unless told otherwise).
+    content_type: &'static str,
     settings: Settings,
     cleanup: Arc<Cleanup>,
     buf: BytesMut,
@@ -181,6 +183,7 @@ impl Sink {
             store,
             loc,
             enc,
+            content_type: "application/zip",
             settings,
             cleanup,
             buf: BytesMut::with_capacity(first),
@@ -193,6 +196,12 @@ impl Sink {
             hasher: Some(Sha256::new()),
             pool,
         }
+    }
+
+    /// The object's media type (e.g. `application/gzip` for a tar.gz output).
+    pub fn with_content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
     }
 
     /// This new sink, going on from `state` (see [`Sink::suspend`]); its upload is
@@ -324,7 +333,10 @@ impl Sink {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
-                let id = self.store.create_multipart(&self.loc, &self.enc).await?;
+                let id = self
+                    .store
+                    .create_multipart(&self.loc, &self.enc, self.content_type)
+                    .await?;
                 self.cleanup.add_upload(&self.loc, &id);
                 self.upload_id = Some(id.clone());
                 id
@@ -367,7 +379,9 @@ impl Sink {
         self.hash(rest.clone()).await?;
         let sha256 = hex::encode(self.hasher.take().expect("hashed above").finalize());
         if self.upload_id.is_none() {
-            self.store.put_object(&self.loc, rest, &self.enc).await?;
+            self.store
+                .put_object(&self.loc, rest, &self.enc, self.content_type)
+                .await?;
             return Ok(SinkSummary {
                 bytes: self.total,
                 sha256,

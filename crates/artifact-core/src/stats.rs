@@ -256,9 +256,10 @@ impl ObjectStore for Metered {
         loc: &S3Location,
         body: Bytes,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<(), StoreError> {
         let (t, n) = (Instant::now(), body.len() as u64);
-        let put = self.inner.put_object(loc, body, enc).await;
+        let put = self.inner.put_object(loc, body, enc, content_type).await;
         self.stats
             .add_upload(t.elapsed(), if put.is_ok() { n } else { 0 });
         put
@@ -268,8 +269,9 @@ impl ObjectStore for Metered {
         &self,
         loc: &S3Location,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<String, StoreError> {
-        self.inner.create_multipart(loc, enc).await
+        self.inner.create_multipart(loc, enc, content_type).await
     }
 
     async fn upload_part(
@@ -322,7 +324,12 @@ mod tests {
             object_key: "k".into(),
         };
         store
-            .put_object(&loc, Bytes::from(vec![7u8; 1000]), &Encryption::default())
+            .put_object(
+                &loc,
+                Bytes::from(vec![7u8; 1000]),
+                &Encryption::default(),
+                "application/zip",
+            )
             .await
             .unwrap();
         let got = store.get_range(&loc, 10..110, None).await.unwrap();

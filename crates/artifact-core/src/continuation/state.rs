@@ -164,7 +164,9 @@ pub async fn save(
     let nonce = format!("{}-{:08x}", sanitize(&job.id), fastrand::u32(..));
     let location = state_location(job, &nonce).expect("a job with outputs checkpoints");
     let digest = hex::encode(Sha256::digest(&bytes));
-    store.put_object(&location, bytes, enc).await?;
+    store
+        .put_object(&location, bytes, enc, "application/json")
+        .await?;
     let upload = checkpoint
         .current
         .as_ref()

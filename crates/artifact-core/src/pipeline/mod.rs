@@ -220,6 +220,7 @@ pub async fn write_output(
     );
     let altered = |why| ContinuationError::Altered(location.clone(), why);
     let w = if op.format == OutputFormat::TarGz {
+        let sink = sink.with_content_type("application/gzip");
         let writer = match resume {
             None => TarWriter::new(sink, ctx.pool.clone(), inputs, name, location),
             Some(r) => {

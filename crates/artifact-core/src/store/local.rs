@@ -202,6 +202,7 @@ impl ObjectStore for LocalStore {
         loc: &S3Location,
         body: Bytes,
         _enc: &Encryption,
+        _content_type: &str,
     ) -> Result<(), StoreError> {
         let p = self.path("PutObject", loc)?;
         write_atomically(&p, Vec::new(), Some(body))
@@ -213,6 +214,7 @@ impl ObjectStore for LocalStore {
         &self,
         loc: &S3Location,
         _enc: &Encryption,
+        _content_type: &str,
     ) -> Result<String, StoreError> {
         self.path("CreateMultipartUpload", loc)?;
         let id = format!(

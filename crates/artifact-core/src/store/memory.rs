@@ -167,6 +167,7 @@ impl ObjectStore for MemoryStore {
         loc: &S3Location,
         body: Bytes,
         enc: &Encryption,
+        _content_type: &str,
     ) -> Result<(), StoreError> {
         let mut s = self.enter("PutObject", loc)?;
         s.objects.insert(key(loc), (body, enc.clone()));
@@ -176,6 +177,7 @@ impl ObjectStore for MemoryStore {
         &self,
         loc: &S3Location,
         enc: &Encryption,
+        _content_type: &str,
     ) -> Result<String, StoreError> {
         let mut s = self.enter("CreateMultipartUpload", loc)?;
         s.next_id += 1;

@@ -103,18 +103,21 @@ pub trait ObjectStore: Send + Sync + 'static {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<Bytes, StoreError>;
-    /// Writes a whole object in one request.
+    /// Writes a whole object in one request, of media type `content_type`.
     async fn put_object(
         &self,
         loc: &S3Location,
         body: Bytes,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<(), StoreError>;
-    /// Starts a multipart upload; returns its id.
+    /// Starts a multipart upload of an object of media type `content_type`; returns
+    /// its id.
     async fn create_multipart(
         &self,
         loc: &S3Location,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<String, StoreError>;
     /// Uploads one part; returns its ETag.
     async fn upload_part(

@@ -324,6 +324,7 @@ impl ObjectStore for S3Store {
         loc: &S3Location,
         body: Bytes,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<(), StoreError> {
         with_retries(|| {
             let mut req = self
@@ -331,7 +332,7 @@ impl ObjectStore for S3Store {
                 .put_object()
                 .bucket(&loc.bucket_name)
                 .key(&loc.object_key)
-                .content_type("application/zip")
+                .content_type(content_type)
                 .content_length(body.len() as i64)
                 .body(ByteStream::from(body.clone()));
             if let Some(k) = &enc.kms_key_id {
@@ -357,6 +358,7 @@ impl ObjectStore for S3Store {
         &self,
         loc: &S3Location,
         enc: &Encryption,
+        content_type: &str,
     ) -> Result<String, StoreError> {
         let out = with_retries(|| {
             let mut req = self
@@ -364,7 +366,7 @@ impl ObjectStore for S3Store {
                 .create_multipart_upload()
                 .bucket(&loc.bucket_name)
                 .key(&loc.object_key)
-                .content_type("application/zip");
+                .content_type(content_type);
             if let Some(k) = &enc.kms_key_id {
                 req = req
                     .server_side_encryption(ServerSideEncryption::AwsKms)
