@@ -3,7 +3,8 @@
 # embedded store (no server: memory is the worker's own) at --memory-mb 256, 512 and
 # 1024 over four workloads (benches/memory/gen.py: a 600 MiB templated entry,
 # 500,000 tiny entries, a ~2 GB artifact, a 600 MiB deflated inner zip to unpack;
-# `unzip` runs only when named) and prints a table of result, wall time and
+# `unzip` runs only when named; `targz` writes the `big` input as a tar.gz output,
+# also only when named) and prints a table of result, wall time and
 # peak RSS (the runner's own VmHWM). A measurement, not a test: it never fails on a
 # number, only when a job ends in an unexpected way.
 #
@@ -22,7 +23,11 @@ mkdir -p "$STORE/bench/out" "$WORK/events"
 echo "memory: building the release runner" >&2
 cargo build --release -q -p artifact-runner
 RUNNER="${CARGO_TARGET_DIR:-$ROOT/target}/release/artifact-runner"
-python3 benches/memory/gen.py "$STORE" "${workloads[@]}"
+# A workload's input: its own, except targz, which reads big's.
+input_of() { if [[ "$1" == targz ]]; then echo big; else echo "$1"; fi; }
+inputs=()
+for wl in "${workloads[@]}"; do inputs+=("$(input_of "$wl")"); done
+python3 benches/memory/gen.py "$STORE" $(printf '%s\n' "${inputs[@]}" | sort -u)
 
 printf '| workload | input | --memory-mb | result | wall s | peak RSS MiB |\n'
 printf '|---|---|---|---|---|---|\n'
@@ -30,18 +35,21 @@ for wl in "${workloads[@]}"; do
   params='{"variables":{"VERSION":"9.9.9"},"steps":[{"template":{"files":["*.json"],"optional":true}}]}'
   if [[ "$wl" == unzip ]]; then
     params='{"variables":{"VERSION":"9.9.9"},"steps":[{"unzip":{"files":["dist/site.zip"]}},{"template":{"files":["**/*.json"]}}]}'
+  elif [[ "$wl" == targz ]]; then
+    params='{"variables":{"VERSION":"9.9.9"},"outputs":{"Out":{"from":["In"],"format":"tar.gz","steps":[{"template":{"files":["*.json"]}}]}}}'
   fi
-  size_mib=$(( $(stat -c %s "$STORE/bench/in/$wl.zip") / 1048576 ))
+  in_name=$(input_of "$wl")
+  size_mib=$(( $(stat -c %s "$STORE/bench/in/$in_name.zip") / 1048576 ))
   for mb in "${SIZES[@]}"; do
     ev="$WORK/events/$wl-$mb.json"
-    python3 - "$ev" "$wl" "$params" <<'PY'
+    python3 - "$ev" "$wl" "$params" "$in_name" <<'PY'
 import json, sys, uuid
-ev, wl, params = sys.argv[1:]
+ev, wl, params, in_name = sys.argv[1:]
 art = lambda n, k: {"name": n, "revision": None,
                     "location": {"type": "S3", "s3Location": {"bucketName": "bench", "objectKey": k}}}
 json.dump({"CodePipeline.job": {"id": str(uuid.uuid4()), "accountId": "123456789012", "data": {
     "actionConfiguration": {"configuration": {"FunctionName": "bench", "UserParameters": params}},
-    "inputArtifacts": [art("In", f"in/{wl}.zip")],
+    "inputArtifacts": [art("In", f"in/{in_name}.zip")],
     "outputArtifacts": [art("Out", f"out/{wl}.zip")],
     "artifactCredentials": {"accessKeyId": "local", "secretAccessKey": "local", "sessionToken": "local"}}}},
     open(ev, "w"))

@@ -20,6 +20,11 @@ fn long_path() -> String {
     format!("deep/{}/{}/file.txt", "d".repeat(120), "e".repeat(130))
 }
 
+/// A name whose last component alone is longer than a ustar name field.
+fn long_component() -> String {
+    format!("n/{}.txt", "n".repeat(150))
+}
+
 fn big_text() -> Vec<u8> {
     (0..200_000)
         .flat_map(|i| format!("line {i} of a long log\n").into_bytes())
@@ -44,6 +49,8 @@ fn input_zip() -> Vec<u8> {
         .unwrap();
     w.start_file(long_path(), deflated).unwrap();
     w.write_all(b"far down").unwrap();
+    w.start_file(long_component(), deflated).unwrap();
+    w.write_all(b"wide").unwrap();
     w.start_file("data/noise.bin", deflated).unwrap();
     w.write_all(&noise(3 << 20, 11)).unwrap();
     w.start_file("data/stored.bin", stored).unwrap();
@@ -177,6 +184,7 @@ async fn a_tar_gz_output_carries_every_kind_of_entry() {
             "lib/libx.so.1",
             "lib/libx.so",
             long.as_str(),
+            long_component().as_str(),
             "data/noise.bin",
             "data/stored.bin",
             "data/log.txt",
@@ -191,6 +199,7 @@ async fn a_tar_gz_output_carries_every_kind_of_entry() {
     assert_eq!(get("lib/libx.so").kind, tar::EntryType::Symlink);
     assert_eq!(get("lib/libx.so").link.as_deref(), Some("libx.so.1"));
     assert_eq!(get(&long).data, b"far down");
+    assert_eq!(get(&long_component()).data, b"wide");
     assert!(get("data/noise.bin").data == noise(3 << 20, 11));
     assert!(get("data/stored.bin").data == noise(2 << 20, 12));
     assert!(get("data/log.txt").data == big_text());
@@ -198,7 +207,7 @@ async fn a_tar_gz_output_carries_every_kind_of_entry() {
     let manifest: serde_json::Value = serde_json::from_slice(&get("MANIFEST.json").data).unwrap();
     // Every entry but the directory, with the content the archive holds.
     let rows = manifest["entries"].as_array().unwrap();
-    assert_eq!(rows.len(), 9);
+    assert_eq!(rows.len(), 10);
     for row in rows {
         let r = get(row["path"].as_str().unwrap());
         if r.kind == tar::EntryType::Regular {
@@ -230,6 +239,7 @@ fn check_with_gnu_tar_and_python(bytes: &[u8], long: &str) {
         b"\x7fELF library"
     );
     assert_eq!(std::fs::read(x.join(long)).unwrap(), b"far down");
+    assert_eq!(std::fs::read(x.join(long_component())).unwrap(), b"wide");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(x.join("bin/bootstrap"))
         .unwrap()
@@ -255,7 +265,7 @@ fn check_with_gnu_tar_and_python(bytes: &[u8], long: &str) {
         "{}",
         String::from_utf8_lossy(&py.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "11");
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "12");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

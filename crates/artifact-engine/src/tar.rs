@@ -109,9 +109,10 @@ pub fn header(meta: &EntryMeta, kind: Kind, link: Option<&str>) -> Result<Vec<u8
     });
     if h.set_path(&meta.name).is_err() {
         // Too long for ustar's name and prefix: the pax record carries it whole and
-        // the header keeps its last 99 bytes, cut at a character boundary.
+        // the header keeps the start of its last component (readers without pax
+        // support extract that name).
         pax_record(&mut pax, "path", &meta.name);
-        h.set_path(tail_of(&meta.name, 99))
+        h.set_path(short_name(&meta.name, 99))
             .map_err(|e| refuse(e.to_string()))?;
     }
     if let Some(target) = link {
@@ -134,7 +135,7 @@ pub fn header(meta: &EntryMeta, kind: Kind, link: Option<&str>) -> Result<Vec<u8
     if !pax.is_empty() {
         let mut x = ::tar::Header::new_ustar();
         x.set_entry_type(::tar::EntryType::XHeader);
-        x.set_path(format!("PaxHeaders/{}", tail_of(&meta.name, 80)))
+        x.set_path(format!("PaxHeaders/{}", short_name(&meta.name, 80)))
             .map_err(|e| refuse(e.to_string()))?;
         x.set_size(pax.len() as u64);
         x.set_mode(0o644);
@@ -146,6 +147,27 @@ pub fn header(meta: &EntryMeta, kind: Kind, link: Option<&str>) -> Result<Vec<u8
     }
     out.extend_from_slice(h.as_bytes());
     Ok(out)
+}
+
+/// The first bytes (at most `max`, cut at a character boundary) of the last
+/// component of `name`, a validated entry name: never empty, `.` or `..`, since no
+/// component of a valid name is.
+fn short_name(name: &str, max: usize) -> String {
+    let last = name
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(name);
+    let mut end = last.len().min(max);
+    while !last.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = &last[..end];
+    if name.ends_with('/') && cut.len() < max {
+        format!("{cut}/")
+    } else {
+        cut.to_string()
+    }
 }
 
 /// The last bytes of `s` (at most `max`), starting at a character boundary and not
@@ -335,6 +357,18 @@ mod tests {
         assert_eq!(padding(1).len(), 511);
         assert_eq!(padding(512).len(), 0);
         assert_eq!(padding(1000).len(), 24);
+    }
+
+    #[test]
+    fn short_names_are_the_start_of_the_last_component() {
+        assert_eq!(short_name("a/b/file.txt", 99), "file.txt");
+        assert_eq!(short_name("a/dir/", 99), "dir/");
+        // A component ending in `..`, cut, never becomes `..` itself.
+        let name = format!("{}/x{}..", "d".repeat(200), "y".repeat(150));
+        let short = short_name(&name, 99);
+        assert_eq!(short.len(), 99);
+        assert!(short.starts_with("xy"));
+        assert_eq!(short_name("é".repeat(60).as_str(), 99).len(), 98);
     }
 
     #[test]
