@@ -22,6 +22,10 @@
 //! so hostile inner zips must fail cleanly; a success must index cleanly and be read
 //! by the `zip` crate with every entry's data matching its CRC.
 //!
+//! (d) The empty plan writing a tar.gz: when it and (a) both succeed, the `tar` crate
+//! reads every record of the tar.gz, and each holds the name and content the `zip`
+//! crate reads from (a)'s zip (directories as directory records).
+//!
 //! Only the engine's stable surface is used (`rewrite`, `index_bytes`, `region_ends`,
 //! `compressed_data`, `decompress`, `PlanSpec::parse`, `Plan::compile`), so plan
 //! internals can change without touching this target.
@@ -65,10 +69,14 @@ const UNZIP_PLAN: &str = r#"{
   ]
 }"#;
 
+/// The tar.gz plan: everything copied into a tar.gz.
+const TAR_PLAN: &str = r#"{"outputs": {"BuildOut": {"from": ["SourceOut"], "format": "tar.gz"}}}"#;
+
 struct Plans {
     empty: Plan,
     content: Plan,
     unzip: Plan,
+    tar: Plan,
 }
 
 fn plans() -> &'static Plans {
@@ -87,6 +95,7 @@ fn plans() -> &'static Plans {
             empty: Plan::compile(&PlanSpec::parse(None).unwrap(), &ctx).unwrap(),
             content: Plan::compile(&PlanSpec::parse(Some(CONTENT_PLAN)).unwrap(), &ctx).unwrap(),
             unzip: Plan::compile(&PlanSpec::parse(Some(UNZIP_PLAN)).unwrap(), &ctx).unwrap(),
+            tar: Plan::compile(&PlanSpec::parse(Some(TAR_PLAN)).unwrap(), &ctx).unwrap(),
         }
     })
 }
@@ -301,6 +310,60 @@ fn run_unzip(data: &[u8], plan: &Plan) {
     }
 }
 
+/// (name, content) of every entry of a zip, read by the `zip` crate; `None` when
+/// some entry does not read.
+fn zip_contents(zip: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut za = zip::ZipArchive::new(Cursor::new(zip)).ok()?;
+    (0..za.len())
+        .map(|i| {
+            let mut f = za.by_index(i).ok()?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).ok()?;
+            Some((f.name().to_string(), buf))
+        })
+        .collect()
+}
+
+/// (d): a tar.gz holds what the zip of the same entries holds.
+fn run_tar(data: &[u8], empty: &Plan, tar: &Plan) {
+    let Ok((tgz, _)) = rewrite(data, tar, MAX_TRANSFORM) else {
+        return;
+    };
+    let Some(want) = rewrite(data, empty, MAX_TRANSFORM)
+        .ok()
+        .and_then(|(zip, _)| zip_contents(&zip))
+    else {
+        return;
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
+    let records = archive
+        .entries()
+        .unwrap_or_else(|e| panic!("tar crate rejects the tar.gz: {e}"));
+    let mut got = Vec::new();
+    for r in records {
+        let mut r = r.unwrap_or_else(|e| panic!("a tar record does not read: {e}"));
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf)
+            .unwrap_or_else(|e| panic!("a tar record's content does not read: {e}"));
+        let path = r.path().unwrap().to_string_lossy().into_owned();
+        let is_dir = r.header().entry_type() == tar::EntryType::Directory;
+        let is_link = r.header().entry_type() == tar::EntryType::Symlink;
+        if is_link {
+            // A link's content in the zip is its target.
+            buf = r.link_name_bytes().map(|l| l.to_vec()).unwrap_or_default();
+        }
+        got.push((path, buf, is_dir));
+    }
+    assert_eq!(got.len(), want.len(), "the tar.gz has as many entries as the zip");
+    for ((gn, gd, dir), (wn, wd)) in got.iter().zip(&want) {
+        assert_eq!(gn, wn);
+        assert_eq!(*dir, wn.ends_with('/'), "{wn}: directory records");
+        if !dir {
+            assert!(gd == wd, "{wn}: same content");
+        }
+    }
+}
+
 fn dump_dir() -> Option<&'static str> {
     static DIR: OnceLock<Option<String>> = OnceLock::new();
     DIR.get_or_init(|| std::env::var("ZIP_REWRITE_DUMP").ok())
@@ -312,4 +375,5 @@ fuzz_target!(|data: &[u8]| {
     run(data, &p.empty, false);
     run(data, &p.content, true);
     run_unzip(data, &p.unzip);
+    run_tar(data, &p.empty, &p.tar);
 });

@@ -1,6 +1,6 @@
 //! Whole-archive rewriting in memory: the same per-entry path the streaming worker
 //! uses, for fuzzing, benchmarks, unit tests and small local jobs. One input, one
-//! output (the plan's first output, fed by its first source).
+//! output (the plan's first output, fed by its first source), a zip or a tar.gz.
 
 use std::collections::HashMap;
 
@@ -16,6 +16,7 @@ use crate::plan::{
     layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputFormat, OutputPlan, Plan,
 };
 use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
+use crate::tar::{record, GzipStream, END, GZIP_LEVEL};
 use crate::zip::inner;
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
 use crate::zip::ZipError;
@@ -60,14 +61,6 @@ pub fn rewrite(
         plan
     };
     let op = plan.output(0);
-    if op.format == OutputFormat::TarGz {
-        return Err(ZipError::Unsupported(
-            "memory::rewrite writes zip outputs; tar.gz outputs are written by the \
-             streaming worker (artifact-core)"
-                .to_string(),
-        )
-        .into());
-    }
     let unpacked = unzip_members(archive, op, entries, ends, max_transform_size)?;
     let (entries, member_of) = (&unpacked.entries, &unpacked.member_of);
     plan.limits().check(entries)?;
@@ -97,6 +90,9 @@ pub fn rewrite(
             process_entry(e, region, op, &p.plan, max_transform_size).map(Done::Entry)
         })
         .collect::<Result<_, EntryError>>()?;
+    if op.format == OutputFormat::TarGz {
+        return tar_gz(outputs, op, layout.dropped);
+    }
     let mut w = ZipWriter::new();
     let mut out = Vec::with_capacity(archive.len());
     let mut stats = RewriteStats {
@@ -153,6 +149,51 @@ pub fn rewrite(
         stats.entries += 1;
     }
     out.extend_from_slice(&w.finish(b"")?);
+    Ok((out, stats))
+}
+
+/// The tar.gz of `outputs` and `op`'s added files, as the streaming worker writes it
+/// (see [`crate::tar`]): every entry arrives stored from [`process_entry`].
+fn tar_gz(
+    outputs: Vec<Done>,
+    op: &OutputPlan,
+    dropped: u64,
+) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+    let mut gz = GzipStream::new(GZIP_LEVEL);
+    let mut out = Vec::new();
+    let mut put = |gz: &mut GzipStream, pieces: Vec<Bytes>| {
+        for p in pieces {
+            out.extend_from_slice(&gz.push(&p));
+        }
+    };
+    let mut stats = RewriteStats {
+        dropped,
+        ..Default::default()
+    };
+    let mut rows: Vec<ManifestRow> = Vec::new();
+    for done in outputs {
+        let Done::Entry(p) = done else {
+            return Err(ZipError::Limit(
+                "an entry over the whole-entry limit would be transformed as it streams; a \
+                 tar.gz output writes each entry's size before its content"
+                    .to_string(),
+            )
+            .into());
+        };
+        put(&mut gz, record(&p.output.meta, p.output.data)?);
+        stats.entries += 1;
+        stats.raw += p.output.raw as u64;
+        stats.exports.extend(p.exports);
+        rows.extend(p.manifest);
+    }
+    let missing = op.missing_exports(&stats.exports)?;
+    stats.exports.extend(missing);
+    for (meta, data) in crate::entry::extras(op, &mut rows) {
+        put(&mut gz, record(&meta, data)?);
+        stats.entries += 1;
+    }
+    put(&mut gz, vec![Bytes::from_static(&END)]);
+    out.extend_from_slice(&gz.finish());
     Ok((out, stats))
 }
 

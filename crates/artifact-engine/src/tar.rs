@@ -18,8 +18,12 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::streamed::StreamDeflater;
+use crate::zip::read::METHOD_STORED;
 use crate::zip::write::EntryMeta;
 use crate::zip::ZipError;
+
+/// Deflate level of a tar.gz output's gzip stream.
+pub const GZIP_LEVEL: u32 = 6;
 
 /// Tar's block size.
 pub const BLOCK: u64 = 512;
@@ -168,6 +172,33 @@ fn short_name(name: &str, max: usize) -> String {
     } else {
         cut.to_string()
     }
+}
+
+/// The record of an entry whose content is held whole (stored: a tar.gz output
+/// holds content): header, content, padding; a link's content is its target.
+pub fn record(meta: &EntryMeta, content: Bytes) -> Result<Vec<Bytes>, ZipError> {
+    if meta.method != METHOD_STORED {
+        return Err(ZipError::Writer(format!(
+            "entry {:?} reached a tar.gz output compressed",
+            meta.name
+        )));
+    }
+    let kind = Kind::of(meta, content.len() as u64);
+    let link = match kind {
+        Kind::Symlink => Some(std::str::from_utf8(&content).map_err(|_| {
+            ZipError::Writer(format!(
+                "link {:?}: its target is not UTF-8, which a tar header cannot name",
+                meta.name
+            ))
+        })?),
+        _ => None,
+    };
+    let mut pieces = vec![Bytes::from(header(meta, kind, link)?)];
+    if let Kind::File(n) = kind {
+        pieces.push(content);
+        pieces.push(Bytes::from_static(padding(n)));
+    }
+    Ok(pieces)
 }
 
 /// The last bytes of `s` (at most `max`), starting at a character boundary and not

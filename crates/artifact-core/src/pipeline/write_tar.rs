@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use artifact_engine::entry::ManifestRow;
 use artifact_engine::plan::{Export, Plan};
-use artifact_engine::tar::{header, padding, GzipStream, Kind, END};
+use artifact_engine::tar::{header, padding, record, GzipStream, Kind, END, GZIP_LEVEL};
 use artifact_engine::zip::read::METHOD_STORED;
 use artifact_engine::zip::{EntryMeta, ZipWriterState};
 use artifact_engine::ZipError;
@@ -35,9 +35,6 @@ use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
 use crate::sink::Sink;
-
-/// Deflate level of the gzip stream.
-const GZIP_LEVEL: u32 = 6;
 
 /// The tar.gz being written and where it goes.
 pub(super) struct TarWriter<'a> {
@@ -216,29 +213,7 @@ impl<'a> TarWriter<'a> {
 
     /// The record of an entry held whole: header, content, padding.
     fn record(&self, meta: &EntryMeta, content: Bytes) -> Result<Vec<Bytes>, JobError> {
-        if meta.method != METHOD_STORED {
-            return Err(JobError::Internal(format!(
-                "entry {:?} reached a tar.gz output compressed",
-                meta.name
-            )));
-        }
-        let kind = Kind::of(meta, content.len() as u64);
-        let link = match kind {
-            Kind::Symlink => Some(std::str::from_utf8(&content).map_err(|_| {
-                self.out_err(ZipError::Writer(format!(
-                    "link {:?}: its target is not UTF-8, which a tar header cannot name",
-                    meta.name
-                )))
-            })?),
-            _ => None,
-        };
-        let h = header(meta, kind, link).map_err(|e| self.out_err(e))?;
-        let mut pieces = vec![Bytes::from(h)];
-        if let Kind::File(n) = kind {
-            pieces.push(content);
-            pieces.push(Bytes::from_static(padding(n)));
-        }
-        Ok(pieces)
+        record(meta, content).map_err(|e| self.out_err(e))
     }
 
     /// Writes one item.
