@@ -241,3 +241,52 @@ fn exit_codes_are_as_documented() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A copy that loses a clash is listed as dropped with its own path in the reason,
+/// not the path of the entry it was copied from.
+#[test]
+fn a_copy_that_loses_a_clash_names_its_own_path() {
+    let work = scratch("plancopy");
+    let (dir, store) = (work.join("build"), work.join("store"));
+    build_output(&dir);
+    let params = work.join("params.json");
+    std::fs::write(
+        &params,
+        r#"{"outputs":{"BuildArtifact":{"from":["SourceArtifact"],"on_conflict":"last","steps":[{"copy":{"from":"dist/app.js","to":"package.json"}}]}}}"#,
+    )
+    .unwrap();
+    let event = work.join("event.json");
+    let packed = runner(&[
+        "pack",
+        dir.to_str().unwrap(),
+        "--store-dir",
+        store.to_str().unwrap(),
+        "--out",
+        event.to_str().unwrap(),
+        "--params",
+        params.to_str().unwrap(),
+    ]);
+    assert_eq!(packed.status.code(), Some(0), "{}", stdout(&packed));
+    let plan = runner(&[
+        "plan",
+        event.to_str().unwrap(),
+        "--store-dir",
+        store.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let rows: Vec<&serde_json::Value> = v["outputs"][0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entry"] == "dist/app.js")
+        .collect();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["fate"], "raw");
+    assert_eq!(rows[1]["fate"], "dropped");
+    assert_eq!(
+        rows[1]["reason"],
+        "another entry has the output path \"package.json\" (on_conflict: Last)"
+    );
+}

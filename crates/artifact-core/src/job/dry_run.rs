@@ -177,7 +177,12 @@ fn output_dry_run(
                     Some(ep) => (kept_fate(op, ep, e.method), Some(output_path(op, ep)), None),
                     None => (Fate::Dropped, None, Some(drop_reason(op, &trace))),
                 };
-                let copies = trace.copies.iter().map(|c| fate(Some(c)));
+                // A copy that made it through the steps is left out only by a clash
+                // at its own path.
+                let copies = trace.copies.iter().map(|c| match found(c) {
+                    Some(_) => fate(Some(c)),
+                    None => (Fate::Dropped, None, Some(clash_reason(op, &c.name))),
+                });
                 for (fate, path, reason) in std::iter::once(fate(original)).chain(copies) {
                     entries.push(EntryFate {
                         input: Some(input.name.clone()),
@@ -275,12 +280,17 @@ fn drop_reason(op: &OutputPlan, trace: &artifact_engine::plan::Trace) -> String 
                   or a directory a move flattened)"
                 .into(),
         },
-        Ok(Some(ep)) => format!(
-            "another entry has the output path {:?} (on_conflict: {:?})",
-            ep.name, op.on_conflict
-        ),
+        Ok(Some(ep)) => clash_reason(op, &ep.name),
         Err(why) => why.clone(),
     }
+}
+
+/// Why an entry planned at `path` was left out: another entry won the path.
+fn clash_reason(op: &OutputPlan, path: &str) -> String {
+    format!(
+        "another entry has the output path {path:?} (on_conflict: {:?})",
+        op.on_conflict
+    )
 }
 
 fn is_select(op: &OutputPlan, i: usize) -> bool {
