@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use artifact_engine::entry::ManifestRow;
+use artifact_engine::entry::StreamHash;
 use artifact_engine::plan::{Export, Plan};
 use artifact_engine::tar::{header, padding, record, GzipStream, Kind, END, GZIP_LEVEL};
 use artifact_engine::zip::read::METHOD_STORED;
 use artifact_engine::zip::{EntryMeta, ZipWriterState};
 use artifact_engine::ZipError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::process::{BigEntry, Out};
 use super::write::{closing_files, Arrived, Written, COMPLETE_RATE};
@@ -258,17 +259,7 @@ impl<'a> TarWriter<'a> {
         let (mut check, mut gz) = (entry.check.take(), self.gz.take().expect("back"));
         let deflated = entry.meta.method != METHOD_STORED;
         let (check, gz, done) = on_pool(&self.pool, move || {
-            let done = match &mut check {
-                Some(c) => c.update(&b).map(|_| {
-                    let content = if deflated {
-                        c.take_inflated().into()
-                    } else {
-                        b
-                    };
-                    (content.len() as u64, gz.push(&content))
-                }),
-                None => Ok((b.len() as u64, gz.push(&b))),
-            };
+            let done = feed(check.as_mut(), &mut gz, &b, deflated);
             (check, gz, done)
         })
         .await
@@ -367,6 +358,40 @@ impl<'a> TarWriter<'a> {
             exports: self.exports,
             object,
         })
+    }
+}
+
+/// Compressed bytes of a large deflated entry inflated at a time: deflate expands at
+/// most ~1,032:1, so no more than ~16 MiB of content is held at once however
+/// compressible the entry (a whole 8 MiB read inflated at once could be gigabytes
+/// under the ratio limit).
+const INFLATE_SLICE: usize = 16 << 10;
+
+/// The next compressed bytes `b` of a large entry into the gzip stream: checked by
+/// `check` and, when `deflated`, inflated by it slice by slice. Returns the content
+/// bytes written and the compressed output.
+fn feed(
+    check: Option<&mut StreamHash>,
+    gz: &mut GzipStream,
+    b: &Bytes,
+    deflated: bool,
+) -> Result<(u64, Bytes), ZipError> {
+    match check {
+        Some(c) if deflated => {
+            let (mut n, mut out) = (0, BytesMut::new());
+            for slice in b.chunks(INFLATE_SLICE) {
+                c.update(slice)?;
+                let content = c.take_inflated();
+                n += content.len() as u64;
+                out.extend_from_slice(&gz.push(&content));
+            }
+            Ok((n, out.freeze()))
+        }
+        Some(c) => {
+            c.update(b)?;
+            Ok((b.len() as u64, gz.push(b)))
+        }
+        None => Ok((b.len() as u64, gz.push(b))),
     }
 }
 
