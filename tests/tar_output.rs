@@ -294,3 +294,55 @@ async fn an_entry_that_would_stream_through_a_transform_is_refused() {
     assert!(message.contains("tar.gz"), "{message}");
     assert!(out.is_none());
 }
+
+/// Members of a deflated inner zip (one deflated member over the whole-entry limit,
+/// so inflated for the tar as it streams out of the inflating zip) land in the
+/// tar.gz with their content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_an_unzipped_deflated_zip_go_into_the_tar_gz() {
+    let s = stack();
+    let bucket = unique("targz-unzip");
+    s.create_bucket(&bucket).await;
+    let big = big_text();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = SimpleFileOptions::default().compression_method(Deflated);
+    w.start_file("index.html", deflated).unwrap();
+    w.write_all(b"<p>${V}</p>").unwrap();
+    w.start_file("logs/big.txt", deflated).unwrap();
+    w.write_all(&big).unwrap();
+    let site = w.finish().unwrap().into_inner();
+    let input = zip_of(&[("README.md", b"readme", true), ("site.zip", &site, true)]);
+    s.put(&bucket, "in.zip", input, None).await;
+    let creds = s.session_credentials().await;
+    let cp = codepipeline();
+    let settings = Settings {
+        max_transform_size: 1 << 20,
+        read_chunk: 512 << 10,
+        ..Settings::default()
+    };
+    let worker = s.worker(&cp, settings).await;
+    let params = r#"{"variables": {"V": "7"},
+      "outputs": {"Out": {"from": ["In"], "format": "tar.gz", "steps": [
+        {"unzip": {"files": ["site.zip"]}},
+        {"template": {"files": ["**/*.html"]}}]}}}"#;
+    let ev = event(
+        &job_id(),
+        &[("In", &bucket, "in.zip")],
+        &[("Out", &bucket, "out.tgz")],
+        Some(params),
+        &creds,
+        None,
+    );
+    let handled = worker
+        .handle(ev, Instant::now() + Duration::from_secs(120), None)
+        .await
+        .unwrap();
+    handled.result.expect("the job succeeds");
+    let (out, _, _) = s.get(&bucket, "out.tgz").await.unwrap();
+    s.remove_bucket(&bucket).await;
+    let records = read_tar_gz(&out);
+    let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "site/index.html", "site/logs/big.txt"]);
+    assert_eq!(records[1].data, b"<p>7</p>");
+    assert!(records[2].data == big, "the large member's content");
+}
