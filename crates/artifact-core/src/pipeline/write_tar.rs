@@ -1,5 +1,7 @@
 //! Stage 3 for a `tar.gz` output: processed entries become tar records (header,
-//! content, padding) deflated into one gzip stream on the pool, then into the sink.
+//! content, padding) deflated into one gzip stream on a blocking thread (not the
+//! pool, whose queue holds the transforms running ahead: see
+//! [`crate::bridge::on_blocking`]), then into the sink.
 //!
 //! Entries arrive as content: whole entries were inflated by the processor (a
 //! tar.gz output stores them, see `process_entry`), and a large deflated entry
@@ -8,7 +10,7 @@
 //! `decide` refuses what would be known only at the end (a transform as it streams,
 //! a `zip` step's entry).
 //!
-//! Invariants: the gzip stream is out of the struct only while a pool task holds
+//! Invariants: the gzip stream is out of the struct only while a blocking task holds
 //! it; a whole entry's transform-budget permit is released once its record is in
 //! the sink; the output is completed only when every input sent its end marker and
 //! every planned entry arrived. A checkpoint is taken only between entries: the
@@ -31,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 use super::process::{BigEntry, Out};
 use super::write::{closing_files, Arrived, Written, COMPLETE_RATE};
 use super::{InputRef, OutputProgress};
-use crate::bridge::on_pool;
+use crate::bridge::on_blocking;
 use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
@@ -44,7 +46,7 @@ pub(super) struct TarWriter<'a> {
     inputs: &'a [InputRef],
     name: &'a str,
     location: &'a S3Location,
-    /// `None` only while a pool task holds it.
+    /// `None` only while a blocking task holds it.
     gz: Option<GzipStream>,
     raw: u64,
     transformed: u64,
@@ -149,7 +151,7 @@ impl<'a> TarWriter<'a> {
             ));
         }
         let gz = self.gz.take().expect("back");
-        let (flushed, gzip) = on_pool(&self.pool, move || gz.suspend())
+        let (flushed, gzip) = on_blocking(move || gz.suspend())
             .await
             .map_err(|panic| JobError::Internal(format!("gzip panicked: {panic}")))?;
         self.sink
@@ -188,10 +190,10 @@ impl<'a> TarWriter<'a> {
         JobError::artifact(Side::Output, self.name, self.location, cause)
     }
 
-    /// Deflates `pieces` (tar bytes, in order) on the pool and writes the result.
+    /// Deflates `pieces` (tar bytes, in order) and writes the result.
     async fn put(&mut self, pieces: Vec<Bytes>) -> Result<(), JobError> {
         let mut gz = self.gz.take().expect("the stream is back after each put");
-        let (gz, out) = on_pool(&self.pool, move || {
+        let (gz, out) = on_blocking(move || {
             let out: Vec<Bytes> = pieces.iter().map(|p| gz.push(p)).collect();
             (gz, out)
         })
@@ -253,12 +255,12 @@ impl<'a> TarWriter<'a> {
     }
 
     /// The next compressed bytes of a large entry: checked (and inflated when
-    /// deflated) and deflated into the stream, in one pool task.
+    /// deflated) and deflated into the stream, in one blocking task.
     async fn big_data(&mut self, b: Bytes) -> Result<(), JobError> {
         let (mut entry, written) = self.big.take().expect("data follows a BigStart");
         let (mut check, mut gz) = (entry.check.take(), self.gz.take().expect("back"));
         let deflated = entry.meta.method != METHOD_STORED;
-        let (check, gz, done) = on_pool(&self.pool, move || {
+        let (check, gz, done) = on_blocking(move || {
             let done = feed(check.as_mut(), &mut gz, &b, deflated);
             (check, gz, done)
         })
@@ -339,7 +341,7 @@ impl<'a> TarWriter<'a> {
         }
         self.put(vec![Bytes::from_static(&END)]).await?;
         let gz = self.gz.take().expect("back");
-        let trailer = on_pool(&self.pool, move || gz.finish())
+        let trailer = on_blocking(move || gz.finish())
             .await
             .map_err(|panic| JobError::Internal(format!("gzip panicked: {panic}")))?;
         self.sink
