@@ -162,6 +162,10 @@ async fn malformed_parameters_fail_with_the_field_named() {
             "outputs.Out.format",
         ),
         (
+            r#"{"outputs":{"Out":{"from":["In"],"format":"tar.gz","gzip_level":10}}}"#,
+            "outputs.Out.gzip_level",
+        ),
+        (
             r#"{"outputs":{"Out":{"from":["In"],"format":"tar.gz","steps":[{"zip":{"files":["*"],"to":"a.zip"}}]}}}"#,
             "outputs.Out.steps[0].zip",
         ),

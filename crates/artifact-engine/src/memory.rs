@@ -16,7 +16,7 @@ use crate::plan::{
     layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputFormat, OutputPlan, Plan,
 };
 use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
-use crate::tar::{record, GzipStream, END, GZIP_LEVEL};
+use crate::tar::{record, GzipStream, END};
 use crate::zip::inner;
 use crate::zip::read::{index_bytes_with, region_ends, CdEntry};
 use crate::zip::ZipError;
@@ -159,7 +159,7 @@ fn tar_gz(
     op: &OutputPlan,
     dropped: u64,
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
-    let mut gz = GzipStream::new(GZIP_LEVEL);
+    let mut gz = GzipStream::new(op.gzip_level);
     let mut out = Vec::new();
     let mut put = |gz: &mut GzipStream, pieces: Vec<Bytes>| {
         for p in pieces {

@@ -154,3 +154,40 @@ fn added_files_links_and_modes_are_kept() {
     let (again, _) = rewrite(&input, &plan_for("tar.gz", steps), 1 << 20).unwrap();
     assert!(again == tgz);
 }
+
+#[test]
+fn the_gzip_level_is_the_outputs_own() {
+    let text: Vec<u8> = (0..20_000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let input = make_zip(&[("log.txt".into(), text.clone(), true)]);
+    let at = |level: u32| {
+        let p = plan(&format!(
+            r#"{{"outputs": {{"Out": {{"from": ["In"], "format": "tar.gz", "gzip_level": {level}}}}}}}"#
+        ));
+        rewrite(&input, &p, 1 << 20).unwrap().0
+    };
+    let (fast, small) = (at(1), at(9));
+    assert!(
+        fast.len() > small.len(),
+        "{} vs {}",
+        fast.len(),
+        small.len()
+    );
+    assert!(read_tar_gz(&fast)[0].4 == text && read_tar_gz(&small)[0].4 == text);
+    let refused = |json: &str| {
+        let ctx = JobContext {
+            inputs: vec!["In".into()],
+            outputs: vec!["Out".into()],
+            ..Default::default()
+        };
+        Plan::compile(&PlanSpec::parse(Some(json)).unwrap(), &ctx)
+            .unwrap_err()
+            .to_string()
+    };
+    let zip_level = refused(r#"{"outputs": {"Out": {"from": ["In"], "gzip_level": 1}}}"#);
+    assert!(zip_level.contains("outputs.Out.gzip_level"), "{zip_level}");
+    let out_of_range =
+        refused(r#"{"outputs": {"Out": {"from": ["In"], "format": "tar.gz", "gzip_level": 0}}}"#);
+    assert!(out_of_range.contains("1 to 9"), "{out_of_range}");
+}

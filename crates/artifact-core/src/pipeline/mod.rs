@@ -220,12 +220,12 @@ pub async fn write_output(
     );
     let altered = |why| ContinuationError::Altered(location.clone(), why);
     let w = if op.format == OutputFormat::TarGz {
-        let sink = sink.with_content_type("application/gzip");
+        let (sink, pool) = (sink.with_content_type("application/gzip"), ctx.pool.clone());
         let writer = match resume {
-            None => TarWriter::new(sink, ctx.pool.clone(), inputs, name, location),
+            None => TarWriter::new(sink, pool, inputs, name, location, op.gzip_level),
             Some(r) => {
                 let sink = sink.resume(r.sink.clone()).map_err(altered)?;
-                TarWriter::resume(sink, ctx.pool.clone(), inputs, name, location, r)
+                TarWriter::resume(sink, pool, inputs, name, location, op.gzip_level, r)
                     .ok_or_else(|| altered("the checkpoint holds no gzip stream".into()))?
             }
         };

@@ -24,7 +24,7 @@ use std::time::Duration;
 use artifact_engine::entry::ManifestRow;
 use artifact_engine::entry::StreamHash;
 use artifact_engine::plan::{Export, Plan};
-use artifact_engine::tar::{header, padding, record, GzipStream, Kind, END, GZIP_LEVEL};
+use artifact_engine::tar::{header, padding, record, GzipStream, Kind, END};
 use artifact_engine::zip::read::METHOD_STORED;
 use artifact_engine::zip::{EntryMeta, ZipWriterState};
 use artifact_engine::ZipError;
@@ -59,13 +59,15 @@ pub(super) struct TarWriter<'a> {
 }
 
 impl<'a> TarWriter<'a> {
-    /// A writer for the output `name` at `location`, fed from `inputs`.
+    /// A writer for the output `name` at `location`, fed from `inputs`, gzipping at
+    /// `level`.
     pub fn new(
         sink: Sink,
         pool: Arc<rayon::ThreadPool>,
         inputs: &'a [InputRef],
         name: &'a str,
         location: &'a S3Location,
+        level: u32,
     ) -> Self {
         TarWriter {
             sink,
@@ -73,7 +75,7 @@ impl<'a> TarWriter<'a> {
             inputs,
             name,
             location,
-            gz: Some(GzipStream::new(GZIP_LEVEL)),
+            gz: Some(GzipStream::new(level)),
             raw: 0,
             transformed: 0,
             inputs_done: 0,
@@ -92,15 +94,16 @@ impl<'a> TarWriter<'a> {
         inputs: &'a [InputRef],
         name: &'a str,
         location: &'a S3Location,
+        level: u32,
         progress: OutputProgress,
     ) -> Option<Self> {
         Some(TarWriter {
-            gz: Some(GzipStream::resume(GZIP_LEVEL, progress.gzip?)),
+            gz: Some(GzipStream::resume(level, progress.gzip?)),
             raw: progress.raw,
             transformed: progress.transformed,
             exports: progress.exports,
             rows: progress.rows,
-            ..TarWriter::new(sink, pool, inputs, name, location)
+            ..TarWriter::new(sink, pool, inputs, name, location, level)
         })
     }
 

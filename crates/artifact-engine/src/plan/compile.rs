@@ -17,10 +17,11 @@ use super::{
     PlanError, PlanSpec, Source, Step, StepRegistry,
 };
 use crate::names::{case_clash_why, CaseIndex, NameRules};
+use crate::tar::GZIP_LEVEL;
 use crate::zip::read::validate_name;
 
 /// An output's sources, own steps and conflict rule.
-type Route<'a> = (Vec<Source>, &'a [StepDoc], OnConflict, OutputFormat);
+type Route<'a> = (Vec<Source>, &'a [StepDoc], OnConflict, (OutputFormat, u32));
 
 impl Plan {
     /// Validates `spec` against the job and compiles it (no custom steps).
@@ -101,7 +102,7 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
             compile_sources(out, o, ctx)?,
             &o.steps,
             o.on_conflict,
-            o.format,
+            (o.format, gzip_level(out, o)?),
         ));
     }
     let implicit = |k: usize| -> Result<Route<'a>, PlanError> {
@@ -122,13 +123,33 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
             input_name: ctx.inputs[0].clone(),
             prefix: String::new(),
         };
-        Ok((vec![only], &[], OnConflict::Error, OutputFormat::Zip))
+        Ok((
+            vec![only],
+            &[],
+            OnConflict::Error,
+            (OutputFormat::Zip, GZIP_LEVEL),
+        ))
     };
     routes
         .into_iter()
         .enumerate()
         .map(|(k, r)| r.map_or_else(|| implicit(k), Ok))
         .collect()
+}
+
+/// Output `out`'s gzip level, checked: 1-9, and only for a tar.gz output.
+fn gzip_level(out: &str, o: &OutputSpec) -> Result<u32, PlanError> {
+    let field = format!("outputs.{out}.gzip_level");
+    match o.gzip_level {
+        None => Ok(GZIP_LEVEL),
+        Some(_) if o.format != OutputFormat::TarGz => Err(perr(
+            field,
+            "applies only to a \"format\": \"tar.gz\" output (a zip's entries are \
+             compressed one by one: see `pack`)",
+        )),
+        Some(l) if (1..=9).contains(&l) => Ok(l),
+        Some(l) => Err(perr(field, format!("{l} is not a gzip level (1 to 9)"))),
+    }
 }
 
 /// Why a job with several inputs or outputs needs `outputs`, with a document to start from.
@@ -192,7 +213,7 @@ fn compile_sources(out: &str, o: &OutputSpec, ctx: &JobContext) -> Result<Vec<So
 fn compile_output(
     spec: &PlanSpec,
     name: &str,
-    (sources, own, on_conflict, format): Route<'_>,
+    (sources, own, on_conflict, (format, gzip_level)): Route<'_>,
     env: &StepEnv<'_>,
     exported: &mut HashMap<String, String>,
 ) -> Result<OutputPlan, PlanError> {
@@ -274,6 +295,7 @@ fn compile_output(
         sources,
         on_conflict,
         format,
+        gzip_level,
         name_rules,
         verify: spec.verify,
         symlinks: spec.symlinks,

@@ -146,6 +146,8 @@ pub struct OutputPlan {
     pub on_conflict: OnConflict,
     /// The archive written (`zip` or `tar.gz`).
     pub format: OutputFormat,
+    /// A tar.gz output's gzip level.
+    pub gzip_level: u32,
     /// Name rules for the output's entries (from UserParameters `names`).
     pub name_rules: NameRules,
     /// Raw copies are CRC- and size-checked (UserParameters `verify`).

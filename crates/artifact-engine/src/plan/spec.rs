@@ -156,6 +156,10 @@ pub struct OutputSpec {
     /// times, permissions and links are kept); it takes no `zip` steps.
     #[serde(default)]
     pub format: OutputFormat,
+    /// A tar.gz output's gzip level: 1 (fastest) to 9 (smallest), default 6. Level 1
+    /// is several times faster on incompressible content (binaries, images, archives).
+    #[serde(default)]
+    pub gzip_level: Option<u32>,
 }
 
 /// The archive format of an output.
