@@ -188,6 +188,6 @@ fn the_gzip_level_is_the_outputs_own() {
     let zip_level = refused(r#"{"outputs": {"Out": {"from": ["In"], "gzip_level": 1}}}"#);
     assert!(zip_level.contains("outputs.Out.gzip_level"), "{zip_level}");
     let out_of_range =
-        refused(r#"{"outputs": {"Out": {"from": ["In"], "format": "tar.gz", "gzip_level": 0}}}"#);
-    assert!(out_of_range.contains("1 to 9"), "{out_of_range}");
+        refused(r#"{"outputs": {"Out": {"from": ["In"], "format": "tar.gz", "gzip_level": 10}}}"#);
+    assert!(out_of_range.contains("0 to 9"), "{out_of_range}");
 }

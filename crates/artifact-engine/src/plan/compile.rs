@@ -137,7 +137,7 @@ fn compile_routes<'a>(spec: &'a PlanSpec, ctx: &JobContext) -> Result<Vec<Route<
         .collect()
 }
 
-/// Output `out`'s gzip level, checked: 1-9, and only for a tar.gz output.
+/// Output `out`'s gzip level, checked: 0-9, and only for a tar.gz output.
 fn gzip_level(out: &str, o: &OutputSpec) -> Result<u32, PlanError> {
     let field = format!("outputs.{out}.gzip_level");
     match o.gzip_level {
@@ -147,8 +147,8 @@ fn gzip_level(out: &str, o: &OutputSpec) -> Result<u32, PlanError> {
             "applies only to a \"format\": \"tar.gz\" output (a zip's entries are \
              compressed one by one: see `pack`)",
         )),
-        Some(l) if (1..=9).contains(&l) => Ok(l),
-        Some(l) => Err(perr(field, format!("{l} is not a gzip level (1 to 9)"))),
+        Some(l) if l <= 9 => Ok(l),
+        Some(l) => Err(perr(field, format!("{l} is not a gzip level (0 to 9)"))),
     }
 }
 
