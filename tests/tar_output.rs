@@ -60,6 +60,16 @@ fn input_zip() -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
+/// Settings where entries over 1 MiB are too large to hold whole. As in every
+/// memory size's settings, a read chunk is smaller than the largest entry held whole.
+fn small_entry_limit() -> Settings {
+    Settings {
+        max_transform_size: 1 << 20,
+        read_chunk: 512 << 10,
+        ..Settings::default()
+    }
+}
+
 /// Runs `params` on [`input_zip`] with entries over 1 MiB too large to hold whole;
 /// returns the result, the output's bytes, if any, and the dry run, if it succeeds.
 async fn run_job(
@@ -75,14 +85,7 @@ async fn run_job(
     s.put(&bucket, "in.zip", input_zip(), None).await;
     let creds = s.session_credentials().await;
     let cp = codepipeline();
-    // As in every memory size's settings, a read chunk is smaller than the largest
-    // entry held whole.
-    let settings = Settings {
-        max_transform_size: 1 << 20,
-        read_chunk: 512 << 10,
-        ..Settings::default()
-    };
-    let worker = s.worker(&cp, settings).await;
+    let worker = s.worker(&cp, small_entry_limit()).await;
     let ev = |job: &str| {
         event(
             job,
@@ -315,12 +318,7 @@ async fn members_of_an_unzipped_deflated_zip_go_into_the_tar_gz() {
     s.put(&bucket, "in.zip", input, None).await;
     let creds = s.session_credentials().await;
     let cp = codepipeline();
-    let settings = Settings {
-        max_transform_size: 1 << 20,
-        read_chunk: 512 << 10,
-        ..Settings::default()
-    };
-    let worker = s.worker(&cp, settings).await;
+    let worker = s.worker(&cp, small_entry_limit()).await;
     let params = r#"{"variables": {"V": "7"},
       "outputs": {"Out": {"from": ["In"], "format": "tar.gz", "steps": [
         {"unzip": {"files": ["site.zip"]}},
