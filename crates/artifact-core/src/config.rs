@@ -8,6 +8,7 @@
 //! | `ARTIFACT_WORKER_MEMORY_MB` | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, else 512 | memory to plan for |
 //! | `ARTIFACT_WORKER_THREADS` | available CPUs | rayon threads for entry transforms |
 //! | `ARTIFACT_WORKER_KMS_CHECK` | `warn` | `warn`: a missing, disabled, pending-deletion or asymmetric key fails the job up front, but a DescribeKey denied to the function's role is only logged (the job's own credentials do the crypto); `strict`: a denied DescribeKey fails the job too; `off`: no check |
+//! | `ARTIFACT_WORKER_SERVER_SIDE_COPY` | `on` | `off`: untouched entries are rewritten with fresh headers and every byte is uploaded by the worker; `on`: they are kept verbatim and runs of them of 15 MiB or more are copied server-side (UploadPartCopy) where the store allows |
 //! | `ARTIFACT_WORKER_DEADLINE_MARGIN_MS` | 3000 | time kept back from the Lambda deadline for cleanup and reporting; a checkpoint's measured cost is kept back on top (see `continuation::Clock`) |
 
 use std::time::Duration;
@@ -56,6 +57,9 @@ pub struct Settings {
     pub deadline_margin: Duration,
     /// KMS key check mode.
     pub kms_check: KmsCheck,
+    /// Untouched entries are written verbatim and runs of them copied server-side
+    /// (UploadPartCopy) where the store allows; see `sink::copy`.
+    pub server_side_copy: bool,
 }
 
 /// Parts in flight for a function with `mem` bytes of memory: S3 caps each
@@ -95,6 +99,7 @@ impl Settings {
             max_entries: (mem / 10 * 6 / 1024).min(2_000_000),
             deadline_margin: Duration::from_secs(3),
             kms_check: KmsCheck::Warn,
+            server_side_copy: true,
         }
     }
 
@@ -119,6 +124,8 @@ impl Settings {
         if let Some(ms) = num("ARTIFACT_WORKER_DEADLINE_MARGIN_MS") {
             s.deadline_margin = Duration::from_millis(ms);
         }
+        s.server_side_copy =
+            std::env::var("ARTIFACT_WORKER_SERVER_SIDE_COPY").as_deref() != Ok("off");
         s.kms_check = match std::env::var("ARTIFACT_WORKER_KMS_CHECK").as_deref() {
             Ok("off") => KmsCheck::Off,
             Ok("strict") => KmsCheck::Strict,

@@ -288,6 +288,24 @@ impl ObjectStore for Metered {
         put
     }
 
+    async fn upload_part_copy(
+        &self,
+        loc: &S3Location,
+        upload_id: &str,
+        number: i32,
+        source: &S3Location,
+        source_etag: Option<&str>,
+        range: Range<u64>,
+    ) -> Result<String, StoreError> {
+        let t = Instant::now();
+        let copy = self
+            .inner
+            .upload_part_copy(loc, upload_id, number, source, source_etag, range)
+            .await;
+        self.stats.add_upload(t.elapsed(), 0);
+        copy
+    }
+
     async fn complete_multipart(
         &self,
         loc: &S3Location,

@@ -71,6 +71,7 @@ impl StoreArgs {
             settings = Settings {
                 kms_check: settings.kms_check,
                 deadline_margin: settings.deadline_margin,
+                server_side_copy: settings.server_side_copy,
                 ..Settings::for_memory(mb, threads)
             };
         }

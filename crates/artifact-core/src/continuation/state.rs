@@ -62,6 +62,9 @@ struct ProgressDoc {
     next_part: i32,
     total: u64,
     pending: String,
+    /// Bytes at the front of `pending` already in `sha256_state` (absent: none).
+    #[serde(default)]
+    pending_hashed: u64,
     sha256_state: String,
     /// A tar.gz output's gzip stream (absent for a zip output).
     #[serde(default)]
@@ -86,6 +89,7 @@ impl ProgressDoc {
             next_part: p.sink.next_part,
             total: p.sink.total,
             pending: STANDARD.encode(&p.sink.pending),
+            pending_hashed: p.sink.pending_hashed,
             sha256_state: STANDARD.encode(&p.sink.sha256_state),
             gzip: p.gzip,
         }
@@ -117,6 +121,7 @@ impl ProgressDoc {
                 next_part: self.next_part,
                 total: self.total,
                 pending: Bytes::from(b64("pending", &self.pending)?),
+                pending_hashed: self.pending_hashed,
                 sha256_state: b64("sha256_state", &self.sha256_state)?,
             },
         })

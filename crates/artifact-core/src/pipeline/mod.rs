@@ -200,6 +200,7 @@ pub async fn write_output(
         pool: ctx.pool.clone(),
         max_transform_size: settings.max_transform_size,
         stats: ctx.stats.clone(),
+        verbatim: settings.server_side_copy && op.format == OutputFormat::Zip,
     };
     let processed = pieces
         .map(move |piece| {
@@ -217,7 +218,8 @@ pub async fn write_output(
         settings.clone(),
         ctx.cleanup.clone(),
         ctx.pool.clone(),
-    );
+    )
+    .with_server_side_copy(settings.server_side_copy);
     let altered = |why| ContinuationError::Altered(location.clone(), why);
     let w = if op.format == OutputFormat::TarGz {
         let (sink, pool) = (sink.with_content_type("application/gzip"), ctx.pool.clone());

@@ -13,6 +13,7 @@ use artifact_engine::entry::{compressed_data, planned_meta, process_entry, Proce
 use artifact_engine::plan::{OutputFormat, Plan, Planned};
 use artifact_engine::streamed::EntryStreamer;
 use artifact_engine::zip::read::{METHOD_DEFLATED, METHOD_STORED};
+use artifact_engine::zip::verbatim::{self, Verbatim};
 use artifact_engine::zip::EntryMeta;
 use artifact_engine::{check_symlink, ZipError};
 use bytes::Bytes;
@@ -37,19 +38,42 @@ pub(super) struct BigEntry {
     /// The input it comes from, and its index there (errors name them).
     pub input: usize,
     pub entry: usize,
+    /// Where it lies in its input, when it can be written verbatim.
+    pub verbatim: Option<Span>,
+}
+
+/// Where an entry that can be written verbatim lies in its input (see
+/// `artifact_engine::zip::verbatim`).
+pub(super) struct Span {
+    /// Its input, and its index there.
+    pub input: usize,
+    pub entry: usize,
+    /// Where its local header starts in the input.
+    pub offset: u64,
+    /// Its header, data and descriptor lengths.
+    pub layout: Verbatim,
+    /// Its local header's bytes.
+    pub header: Bytes,
+    /// The bytes after its data (a large entry's arrive with [`Out::End`]).
+    pub tail: Bytes,
 }
 
 /// What the writer receives, in output order.
 pub(super) enum Out {
     /// A processed entry, with its share of the transform budget (released once the
-    /// entry is written).
-    Entry(Box<Processed>, Option<OwnedSemaphorePermit>),
+    /// entry is written), and where it lies in its input when it can be written
+    /// verbatim.
+    Entry(
+        Box<Processed>,
+        Option<OwnedSemaphorePermit>,
+        Option<Box<Span>>,
+    ),
     /// A large raw entry starts.
     BigStart(Box<BigEntry>),
     /// Its next compressed bytes.
     Data(Bytes),
-    /// It ended.
-    End,
+    /// It ended; the region's bytes after its data.
+    End(Bytes),
     /// One input's entries were all sent.
     InputDone,
 }
@@ -64,6 +88,9 @@ pub(super) struct Processor {
     pub pool: Arc<rayon::ThreadPool>,
     pub max_transform_size: u64,
     pub stats: Arc<JobStats>,
+    /// Untouched entries may be written verbatim (server-side copy is on and the
+    /// output is a zip).
+    pub verbatim: bool,
 }
 
 impl Processor {
@@ -71,9 +98,13 @@ impl Processor {
     pub async fn process(self, piece: Piece) -> Result<Out, JobError> {
         let (tag, region, permit) = match piece {
             Piece::BigData(b) => return Ok(Out::Data(b)),
-            Piece::BigEnd => return Ok(Out::End),
+            Piece::BigEnd { tail } => return Ok(Out::End(tail)),
             Piece::End => return Ok(Out::InputDone),
-            Piece::BigStart { tag } => return self.big_start(tag),
+            Piece::BigStart {
+                tag,
+                header,
+                region_len,
+            } => return self.big_start(tag, header, region_len),
             Piece::Whole {
                 tag,
                 region,
@@ -90,6 +121,7 @@ impl Processor {
             check_symlink(e, &p.plan, &data).map_err(|err| in_err(err.into()))?;
         }
         let tar = self.plan.output(self.output).format == OutputFormat::TarGz;
+        let whole = region.clone();
         let result = if p.plan.needs_cpu(e.method) || (tar && e.method != METHOD_STORED) {
             let this = self.clone();
             on_pool(&self.pool, move || {
@@ -109,14 +141,43 @@ impl Processor {
             let op = self.plan.output(self.output);
             process_entry(e, region, op, &p.plan, self.max_transform_size)
         };
-        result
-            .map(|x| Out::Entry(Box::new(x), permit))
-            .map_err(|err| in_err(err.into()))
+        let x = result.map_err(|err| in_err(err.into()))?;
+        let span = if x.output.raw {
+            self.span(tag, &x.output.meta, whole.clone(), whole.len() as u64)
+                .map(|mut s| {
+                    let data_end = (s.layout.header_len + e.compressed_size) as usize;
+                    s.tail = whole.slice(data_end..);
+                    Box::new(s)
+                })
+        } else {
+            None
+        };
+        Ok(Out::Entry(Box::new(x), permit, span))
+    }
+
+    /// Where planned entry `tag`, written with `meta`, lies in its input, when it
+    /// can be written verbatim: `header` starts its region of `region_len` bytes.
+    fn span(&self, tag: usize, meta: &EntryMeta, header: Bytes, region_len: u64) -> Option<Span> {
+        let p = &self.planned[tag];
+        let index = &self.inputs[p.source].index;
+        if !self.verbatim || p.entry >= index.own {
+            return None; // a member of an unpacked zip is no range of the input
+        }
+        let e = &index.entries[p.entry];
+        let layout = verbatim::layout(e, meta, &header, region_len)?;
+        Some(Span {
+            input: p.source,
+            entry: p.entry,
+            offset: e.header_offset,
+            layout,
+            header: header.slice(..layout.header_len as usize),
+            tail: Bytes::new(),
+        })
     }
 
     /// A large raw entry: its header fields, and a checker when it is verified or
     /// hashed for the manifest.
-    fn big_start(&self, tag: usize) -> Result<Out, JobError> {
+    fn big_start(&self, tag: usize, header: Bytes, region_len: u64) -> Result<Out, JobError> {
         let p = &self.planned[tag];
         let input = &self.inputs[p.source];
         let e = &input.index.entries[p.entry];
@@ -136,6 +197,7 @@ impl Processor {
                 transform: Some(streamer),
                 input: p.source,
                 entry: p.entry,
+                verbatim: None,
             })));
         }
         let verifiable = matches!(e.method, METHOD_STORED | METHOD_DEFLATED);
@@ -151,13 +213,20 @@ impl Processor {
             None
         };
         let check = check.transpose().map_err(in_err)?;
+        let meta = planned_meta(e, &p.plan);
+        let verbatim = if tar {
+            None
+        } else {
+            self.span(tag, &meta, header, region_len)
+        };
         Ok(Out::BigStart(Box::new(BigEntry {
-            meta: planned_meta(e, &p.plan),
+            meta,
             check,
             sha: p.plan.hash,
             transform: None,
             input: p.source,
             entry: p.entry,
+            verbatim,
         })))
     }
 }

@@ -226,7 +226,7 @@ impl<'a> TarWriter<'a> {
     pub async fn write(&mut self, item: Out) -> Result<(), JobError> {
         match item {
             Out::InputDone => self.inputs_done += 1,
-            Out::Entry(p, permit) => {
+            Out::Entry(p, permit, _) => {
                 let o = p.output;
                 let pieces = self.record(&o.meta, o.data)?;
                 self.put(pieces).await?;
@@ -252,7 +252,7 @@ impl<'a> TarWriter<'a> {
                 self.big = Some((*b, 0));
             }
             Out::Data(b) => self.big_data(b).await?,
-            Out::End => self.big_end().await?,
+            Out::End(_) => self.big_end().await?,
         }
         Ok(())
     }

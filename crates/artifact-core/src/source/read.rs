@@ -52,11 +52,19 @@ pub enum Piece {
     BigStart {
         /// Caller's tag.
         tag: usize,
+        /// The local header's bytes (empty for a member of an inflated inner zip).
+        header: Bytes,
+        /// The length of the entry's region (0 for such a member).
+        region_len: u64,
     },
     /// The next slice of a large entry's compressed data.
     BigData(Bytes),
-    /// A large entry ended; all its data was sent.
-    BigEnd,
+    /// A large entry ended; all its data was sent. `tail`: the region's bytes after
+    /// the data (its data descriptor, if any).
+    BigEnd {
+        /// The bytes after the data.
+        tail: Bytes,
+    },
     /// Every wanted entry was sent.
     End,
 }
@@ -351,7 +359,12 @@ where
             start: data_start,
             end: data_end,
         } = data_span(e, r.start + hlen, r.end)?;
-        if send(&self.tx, Piece::BigStart { tag }).await.is_err() {
+        let start = Piece::BigStart {
+            tag,
+            header: cb.slice(off..off + hlen as usize),
+            region_len: r.end - r.start,
+        };
+        if send(&self.tx, start).await.is_err() {
             return Ok(Err(Gone));
         }
         let mut pos = data_start;
@@ -367,7 +380,16 @@ where
             }
             pos = cs + b as u64;
         }
-        Ok(send(&self.tx, Piece::BigEnd).await)
+        let mut tail = BytesMut::new();
+        while pos < r.end {
+            let (cs, cb) = self.chunks.covering(pos).await?;
+            let a = (pos - cs) as usize;
+            let b = ((r.end - cs) as usize).min(cb.len());
+            tail.extend_from_slice(&cb[a..b]);
+            pos = cs + b as u64;
+        }
+        let tail = tail.freeze();
+        Ok(send(&self.tx, Piece::BigEnd { tail }).await)
     }
 }
 

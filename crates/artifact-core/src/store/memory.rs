@@ -31,6 +31,8 @@ pub struct Stats {
     pub max_range: u64,
     /// Total bytes served by GetObject.
     pub bytes_read: u64,
+    /// Total bytes placed by UploadPartCopy.
+    pub bytes_copied: u64,
 }
 
 #[derive(Debug, Default)]
@@ -200,6 +202,34 @@ impl ObjectStore for MemoryStore {
         u.2.insert(number, body);
         Ok(format!("\"etag-{number}\""))
     }
+    async fn upload_part_copy(
+        &self,
+        loc: &S3Location,
+        upload_id: &str,
+        number: i32,
+        source: &S3Location,
+        source_etag: Option<&str>,
+        range: Range<u64>,
+    ) -> Result<String, StoreError> {
+        let mut s = self.enter("UploadPartCopy", loc)?;
+        let err = |kind, why: &str| StoreError::new(kind, "UploadPartCopy", loc, why);
+        let src = s.objects.get(&key(source)).map(|(b, _)| b.clone());
+        let src = src.ok_or_else(|| err(StoreErrorKind::NotFound, "NoSuchKey"))?;
+        if source_etag.is_some_and(|tag| tag != etag_of(&src)) {
+            return Err(err(
+                StoreErrorKind::Changed,
+                "PreconditionFailed (HTTP 412)",
+            ));
+        }
+        if range.end > src.len() as u64 || range.start >= range.end {
+            return Err(err(StoreErrorKind::Invalid, "InvalidRange"));
+        }
+        let u = s.uploads.get_mut(upload_id);
+        let u = u.ok_or_else(|| err(StoreErrorKind::NotFound, "NoSuchUpload"))?;
+        u.2.insert(number, src.slice(range.start as usize..range.end as usize));
+        s.stats.bytes_copied += range.end - range.start;
+        Ok(format!("\"copy-{number}\""))
+    }
     async fn complete_multipart(
         &self,
         loc: &S3Location,
@@ -216,6 +246,18 @@ impl ObjectStore for MemoryStore {
             )
         })?;
         let mut body = BytesMut::new();
+        let last = parts.len().saturating_sub(1);
+        let small = |i: usize, p: &CompletedPart| {
+            i < last && stored.get(&p.number).is_some_and(|b| b.len() < 5 << 20)
+        };
+        if parts.iter().enumerate().any(|(i, p)| small(i, p)) {
+            return Err(StoreError::new(
+                StoreErrorKind::Invalid,
+                "CompleteMultipartUpload",
+                loc,
+                "EntityTooSmall: a part before the last is under 5 MiB",
+            ));
+        }
         for p in parts {
             let b = stored.get(&p.number).ok_or_else(|| {
                 StoreError::new(

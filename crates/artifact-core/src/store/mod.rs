@@ -127,6 +127,19 @@ pub trait ObjectStore: Send + Sync + 'static {
         number: i32,
         body: Bytes,
     ) -> Result<String, StoreError>;
+    /// Fills part `number` of an upload with bytes `range` of the object `source`
+    /// (UploadPartCopy), pinned to ETag `source_etag` when given; returns the
+    /// part's ETag. A store that cannot copy server-side refuses with an error, and
+    /// the caller sends the bytes itself instead.
+    async fn upload_part_copy(
+        &self,
+        loc: &S3Location,
+        upload_id: &str,
+        number: i32,
+        source: &S3Location,
+        source_etag: Option<&str>,
+        range: Range<u64>,
+    ) -> Result<String, StoreError>;
     /// Completes a multipart upload from its parts, in order.
     async fn complete_multipart(
         &self,

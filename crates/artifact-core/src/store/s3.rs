@@ -180,6 +180,20 @@ where
     }
 }
 
+/// A key as `x-amz-copy-source` wants it: percent-encoded, `/` kept.
+fn copy_source_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Maps an SDK error onto a [`StoreError`], keeping the server's code and message.
 pub fn classify<E>(op: &'static str, loc: &S3Location, err: SdkError<E, HttpResponse>) -> StoreError
 where
@@ -427,6 +441,47 @@ impl ObjectStore for S3Store {
         })
     }
 
+    async fn upload_part_copy(
+        &self,
+        loc: &S3Location,
+        upload_id: &str,
+        number: i32,
+        source: &S3Location,
+        source_etag: Option<&str>,
+        range: Range<u64>,
+    ) -> Result<String, StoreError> {
+        let copy_source = format!(
+            "{}/{}",
+            source.bucket_name,
+            copy_source_key(&source.object_key)
+        );
+        let out = with_retries(|| {
+            let req = self
+                .client
+                .upload_part_copy()
+                .bucket(&loc.bucket_name)
+                .key(&loc.object_key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .copy_source(&copy_source)
+                .copy_source_range(format!("bytes={}-{}", range.start, range.end - 1))
+                .set_copy_source_if_match(source_etag.map(str::to_string));
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| classify("UploadPartCopy", loc, e))
+            }
+        })
+        .await?;
+        out.copy_part_result.and_then(|r| r.e_tag).ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::Invalid,
+                "UploadPartCopy",
+                loc,
+                "no ETag in response",
+            )
+        })
+    }
     async fn complete_multipart(
         &self,
         loc: &S3Location,

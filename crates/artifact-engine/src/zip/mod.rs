@@ -4,6 +4,7 @@
 mod error;
 pub mod inner;
 pub mod read;
+pub mod verbatim;
 pub mod write;
 
 pub use error::ZipError;

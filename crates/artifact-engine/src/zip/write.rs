@@ -238,6 +238,28 @@ impl ZipWriter {
         Ok(())
     }
 
+    /// Records an entry the caller writes verbatim from its input (see
+    /// [`super::verbatim`]): `len` bytes of header, data and descriptor, whose local
+    /// header has `flags`. Only its central-directory record is made here.
+    pub fn verbatim_entry(
+        &mut self,
+        meta: &EntryMeta,
+        flags: u16,
+        len: u64,
+    ) -> Result<(), ZipError> {
+        self.check_can_start(meta)?;
+        let big_offset = self.offset >= U32_MAX;
+        let version = if big_offset || meta.compressed_size >= U32_MAX {
+            meta.min_version.max(45)
+        } else {
+            meta.min_version.max(10)
+        };
+        self.central_record(meta, flags, version, self.offset);
+        self.offset += len;
+        self.entries += 1;
+        Ok(())
+    }
+
     /// Appends the central-directory record of an entry whose local header is at
     /// `offset`: zip64 fields only for values that overflow.
     fn central_record(&mut self, meta: &EntryMeta, flags: u16, version: u16, offset: u64) {

@@ -153,7 +153,17 @@ where
         let head = self.take(zip, len.min(MAX_HEADER)).await?;
         let data_end = data_span(e, header_len(e, &head)?, len)?.end;
         let hlen = data_end - e.compressed_size;
-        if send(&self.tx, Piece::BigStart { tag }).await.is_err() {
+        if send(
+            &self.tx,
+            Piece::BigStart {
+                tag,
+                header: Bytes::new(),
+                region_len: 0,
+            },
+        )
+        .await
+        .is_err()
+        {
             return Ok(Err(Gone));
         }
         let first = head.slice(hlen as usize..(data_end as usize).min(head.len()));
@@ -169,7 +179,7 @@ where
                 return Ok(Err(Gone));
             }
         }
-        Ok(send(&self.tx, Piece::BigEnd).await)
+        Ok(send(&self.tx, Piece::BigEnd { tail: Bytes::new() }).await)
     }
 
     /// Inflates and drops bytes up to inflated offset `to`.

@@ -22,7 +22,9 @@ use crate::bridge::on_pool;
 use crate::continuation::Clock;
 use crate::error::{ArtifactCause, JobError, Side};
 use crate::event::S3Location;
-use crate::sink::{Sink, SinkSummary};
+use crate::sink::{CopySource, Sink, SinkSummary};
+
+mod verbatim;
 
 /// Bytes per second a store is assumed to assemble a completed multipart object at
 /// (CompleteMultipartUpload of a large object takes seconds on S3, and an embedded
@@ -60,6 +62,8 @@ pub(super) struct OutputWriter<'a> {
     manifest: bool,
     /// The zip entry being filled, if one is open.
     nest: Option<Nest>,
+    /// The inputs as sources of server-side copies.
+    sources: Vec<Arc<CopySource>>,
 }
 
 impl<'a> OutputWriter<'a> {
@@ -88,6 +92,15 @@ impl<'a> OutputWriter<'a> {
             zips: Vec::new(),
             manifest: false,
             nest: None,
+            sources: inputs
+                .iter()
+                .map(|i| {
+                    Arc::new(CopySource {
+                        location: i.index.location.clone(),
+                        etag: i.index.etag.clone(),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -293,7 +306,13 @@ impl<'a> OutputWriter<'a> {
     pub async fn write(&mut self, item: Out) -> Result<(), JobError> {
         match item {
             Out::InputDone => self.inputs_done += 1,
-            Out::Entry(p, permit) => {
+            Out::Entry(p, permit, Some(span)) if self.verbatim_ok() => {
+                self.open_zip().await?;
+                self.write_verbatim(*p, *span).await?;
+                drop(permit);
+                self.entry_done();
+            }
+            Out::Entry(p, permit, _) => {
                 self.open_zip().await?;
                 let o = p.output;
                 let h = self
@@ -315,8 +334,19 @@ impl<'a> OutputWriter<'a> {
                 self.entry_done();
                 self.member_done().await?;
             }
-            Out::BigStart(b) => {
+            Out::BigStart(mut b) => {
                 self.open_zip().await?;
+                if !self.verbatim_ok() {
+                    b.verbatim = None;
+                }
+                if let Some(span) = b.verbatim.take() {
+                    self.start_verbatim(&b.meta, &span)?;
+                    let (header, input, at) = (span.header.clone(), span.input, span.offset);
+                    b.verbatim = Some(span);
+                    self.put_copyable(header, input, at).await?;
+                    self.big = Some((*b, 0));
+                    return Ok(());
+                }
                 let h = if b.transform.is_some() {
                     self.target().local_header_streamed(&b.meta)
                 } else {
@@ -327,12 +357,12 @@ impl<'a> OutputWriter<'a> {
             }
             Out::Data(b) if self.streaming() => self.streamed_data(b).await?,
             Out::Data(b) => self.big_data(b).await?,
-            Out::End if self.streaming() => {
+            Out::End(_) if self.streaming() => {
                 self.streamed_end().await?;
                 self.member_done().await?;
             }
-            Out::End => {
-                self.big_end()?;
+            Out::End(tail) => {
+                self.big_end(tail).await?;
                 self.member_done().await?;
             }
         }
@@ -358,13 +388,21 @@ impl<'a> OutputWriter<'a> {
             self.put(b).await?;
         } else if let Some(mut check) = entry.check.take() {
             let data = b.clone();
-            let update = on_pool(&self.pool, move || check.update(&data).map(|_| check));
-            let (checked, sent) = tokio::join!(update, self.sink.write(b));
+            let pool = self.pool.clone();
+            let update = on_pool(&pool, move || check.update(&data).map(|_| check));
+            let at = entry
+                .verbatim
+                .as_ref()
+                .map(|s| (s.input, verbatim::data_at(s, written)));
+            let (checked, sent) = tokio::join!(update, self.send_big(b, at));
             sent.map_err(|e| self.out_err(e))?;
             let checked = checked.map_err(|panic| {
                 JobError::Internal(format!("checking an entry panicked: {panic}"))
             })?;
             entry.check = Some(checked.map_err(|e| self.input_err(entry.input, entry.entry, e))?);
+        } else if let Some(span) = &entry.verbatim {
+            let at = verbatim::data_at(span, written);
+            self.put_copyable(b, span.input, at).await?;
         } else {
             self.put(b).await?;
         }
@@ -428,11 +466,15 @@ impl<'a> OutputWriter<'a> {
     }
 
     /// A large entry ended: its size is final, its checker must agree.
-    fn big_end(&mut self) -> Result<(), JobError> {
+    async fn big_end(&mut self, tail: Bytes) -> Result<(), JobError> {
         let (entry, written) = self.big.take().expect("end follows a BigStart");
-        self.target()
-            .end_entry(written)
-            .map_err(|e| self.out_err(e))?;
+        match &entry.verbatim {
+            Some(span) => self.end_verbatim(span, written, tail).await?,
+            None => self
+                .target()
+                .end_entry(written)
+                .map_err(|e| self.out_err(e))?,
+        }
         if let Some(check) = entry.check {
             let sha256 = check
                 .finish()

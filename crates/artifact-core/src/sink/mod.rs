@@ -23,6 +23,10 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::event::S3Location;
+mod copy;
+
+pub use copy::CopySource;
+
 use crate::store::{CompletedPart, Encryption, ObjectStore, StoreError, StoreErrorKind};
 
 /// What a job must undo if it fails: its open multipart uploads (and nothing else).
@@ -116,6 +120,10 @@ pub struct SinkSummary {
     pub sha256: String,
     /// Parts used (0 for a single PutObject).
     pub parts: usize,
+    /// Bytes the store copied server-side from inputs (UploadPartCopy) rather than
+    /// receiving them from the worker.
+    #[serde(default)]
+    pub copied: u64,
 }
 
 /// A sink stopped between entries, to go on in a later invocation: the open upload,
@@ -133,7 +141,9 @@ pub struct SinkState {
     pub total: u64,
     /// Bytes of the part in progress.
     pub pending: Bytes,
-    /// The SHA-256 state after the completed parts (`pending` is not in it yet).
+    /// Bytes at the front of `pending` that are in the SHA-256 state already.
+    pub pending_hashed: u64,
+    /// The SHA-256 state after the completed parts and `pending_hashed` bytes.
     pub sha256_state: Vec<u8>,
 }
 
@@ -155,7 +165,12 @@ pub struct Sink {
     sent: u64,
     /// The running digest; `None` only while a part is being hashed on the pool.
     hasher: Option<Sha256>,
+    /// Bytes at the front of `buf` already in the digest (the rest is hashed when
+    /// its part is cut, or before bytes that come after it are).
+    hashed: usize,
     pool: Arc<rayon::ThreadPool>,
+    /// Server-side copy of input ranges (see [`copy`]).
+    copy: copy::CopyState,
 }
 
 impl std::fmt::Debug for Sink {
@@ -194,7 +209,9 @@ impl Sink {
             total: 0,
             sent: 0,
             hasher: Some(Sha256::new()),
+            hashed: 0,
             pool,
+            copy: copy::CopyState::default(),
         }
     }
 
@@ -229,6 +246,14 @@ impl Sink {
         let part = self.settings.part_size_for(state.next_part) as usize;
         self.buf = BytesMut::with_capacity(part);
         self.buf.extend_from_slice(&state.pending);
+        if state.pending_hashed > state.pending.len() as u64 {
+            return Err(format!(
+                "the checkpoint says {} of its {} pending bytes were hashed",
+                state.pending_hashed,
+                state.pending.len()
+            ));
+        }
+        self.hashed = state.pending_hashed as usize;
         self.next_part = state.next_part;
         self.upload_id = state.upload_id;
         self.parts = state.parts;
@@ -242,6 +267,7 @@ impl Sink {
     /// invocation needs to go on. The upload stays open (it is removed from the
     /// cleanup list: the checkpoint owns it now).
     pub async fn suspend(mut self) -> Result<SinkState, StoreError> {
+        self.close_run().await?;
         while !self.inflight.is_empty() {
             self.join_one().await?;
         }
@@ -259,6 +285,7 @@ impl Sink {
             next_part: self.next_part,
             total: self.total,
             pending: std::mem::take(&mut self.buf).freeze(),
+            pending_hashed: self.hashed as u64,
             sha256_state: sha256_state(&hasher),
         })
     }
@@ -276,24 +303,50 @@ impl Sink {
 
     /// Bytes of the part being filled: what a checkpoint saves in its state.
     pub fn pending(&self) -> u64 {
-        self.buf.len() as u64
+        self.buf.len() as u64 + self.held()
     }
 
     /// Appends bytes to the object.
     pub async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
+        self.close_run().await?;
         self.total += data.len() as u64;
-        let mut data = data;
+        self.append(data, false).await
+    }
+
+    /// Appends to the part being filled, sending parts as they fill. `hashed`: the
+    /// bytes are in the digest already (bytes of a copyable run that was not copied).
+    async fn append(&mut self, mut data: Bytes, hashed: bool) -> Result<(), StoreError> {
+        debug_assert!(!hashed || self.hashed == self.buf.len());
         while !data.is_empty() {
             let target = self.settings.part_size_for(self.next_part) as usize;
-            let room = target - self.buf.len();
-            let take = room.min(data.len());
+            let take = (target - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data.split_to(take));
-            if self.buf.len() == target {
-                let next = self.settings.part_size_for(self.next_part + 1) as usize;
-                let part = std::mem::replace(&mut self.buf, BytesMut::with_capacity(next)).freeze();
-                self.hash(part.clone()).await?;
-                self.send_part(part).await?;
+            if hashed {
+                self.hashed = self.buf.len();
             }
+            if self.buf.len() == target {
+                self.cut_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the part being filled, hashing first what of it is not in the digest.
+    async fn cut_part(&mut self) -> Result<(), StoreError> {
+        let next = self.settings.part_size_for(self.next_part + 1) as usize;
+        let part = std::mem::replace(&mut self.buf, BytesMut::with_capacity(next)).freeze();
+        let unhashed = part.slice(std::mem::take(&mut self.hashed)..);
+        self.hash(unhashed).await?;
+        self.send_part(part).await
+    }
+
+    /// Puts the rest of the part being filled into the digest (before bytes that
+    /// come after it are hashed).
+    async fn hash_pending(&mut self) -> Result<(), StoreError> {
+        if self.hashed < self.buf.len() {
+            let rest = Bytes::copy_from_slice(&self.buf[self.hashed..]);
+            self.hashed = self.buf.len();
+            self.hash(rest).await?;
         }
         Ok(())
     }
@@ -301,12 +354,20 @@ impl Sink {
     /// Adds `bytes` (the next bytes of the object, in order) to the digest, on the
     /// pool.
     async fn hash(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.hash_all(vec![bytes]).await
+    }
+
+    /// Adds `chunks` (the next bytes of the object, in order) to the digest, in one
+    /// call on the pool.
+    async fn hash_all(&mut self, chunks: Vec<Bytes>) -> Result<(), StoreError> {
         let mut hasher = self
             .hasher
             .take()
             .expect("the digest is back after each part");
         let done = crate::bridge::on_pool(&self.pool, move || {
-            hasher.update(&bytes);
+            for b in &chunks {
+                hasher.update(b);
+            }
             hasher
         })
         .await;
@@ -322,10 +383,24 @@ impl Sink {
     }
 
     async fn send_part(&mut self, part: Bytes) -> Result<(), StoreError> {
+        let (upload_id, number) = self.next_slot("UploadPart").await?;
+        self.sent += part.len() as u64;
+        let (store, loc) = (self.store.clone(), self.loc.clone());
+        self.inflight.spawn(async move {
+            let size = part.len() as u64;
+            let etag = store.upload_part(&loc, &upload_id, number, part).await?;
+            Ok(CompletedPart { number, etag, size })
+        });
+        Ok(())
+    }
+
+    /// The upload (started on first use) and the number of the next part, once
+    /// there is room for it among the parts in flight.
+    async fn next_slot(&mut self, op: &'static str) -> Result<(String, i32), StoreError> {
         if self.next_part > 10_000 {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,
-                "UploadPart",
+                op,
                 &self.loc,
                 "more than 10,000 parts",
             ));
@@ -347,14 +422,7 @@ impl Sink {
         }
         let number = self.next_part;
         self.next_part += 1;
-        self.sent += part.len() as u64;
-        let (store, loc) = (self.store.clone(), self.loc.clone());
-        self.inflight.spawn(async move {
-            let size = part.len() as u64;
-            let etag = store.upload_part(&loc, &upload_id, number, part).await?;
-            Ok(CompletedPart { number, etag, size })
-        });
-        Ok(())
+        Ok((upload_id, number))
     }
 
     async fn join_one(&mut self) -> Result<(), StoreError> {
@@ -375,8 +443,10 @@ impl Sink {
 
     /// Sends what is left, verifies the parts and completes the object.
     pub async fn finish(mut self) -> Result<SinkSummary, StoreError> {
+        self.close_run().await?;
         let rest = std::mem::take(&mut self.buf).freeze();
-        self.hash(rest.clone()).await?;
+        let hashed = std::mem::take(&mut self.hashed);
+        self.hash(rest.slice(hashed..)).await?;
         let sha256 = hex::encode(self.hasher.take().expect("hashed above").finalize());
         if self.upload_id.is_none() {
             self.store
@@ -386,6 +456,7 @@ impl Sink {
                 bytes: self.total,
                 sha256,
                 parts: 0,
+                copied: 0,
             });
         }
         if !rest.is_empty() {
@@ -432,6 +503,7 @@ impl Sink {
             bytes: self.total,
             sha256,
             parts: self.parts.len(),
+            copied: self.copy.copied,
         })
     }
 }
