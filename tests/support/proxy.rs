@@ -77,7 +77,7 @@ pub struct Rule {
 }
 
 /// A request the proxy saw: method, query string, and its `x-amz-*` (but the session
-/// token) and `content-encoding` headers (lower-case names).
+/// token), `content-encoding` and `content-length` headers (lower-case names).
 #[derive(Debug, Clone)]
 pub struct Seen {
     /// HTTP method.
@@ -221,6 +221,7 @@ async fn handle(
         .filter(|(n, _)| {
             (n.as_str().starts_with("x-amz-") && n.as_str() != "x-amz-security-token")
                 || n.as_str() == "content-encoding"
+                || n.as_str() == "content-length"
         })
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use artifact_core::store::memory::{Fault, MemoryStore};
 use artifact_core::store::StoreErrorKind;
-use artifact_core::{JobSuccess, Settings};
+use artifact_core::{FailureType, JobSuccess, Settings};
 use sha2::Digest;
 
 mod common;
@@ -163,4 +163,20 @@ async fn short_runs_and_small_archives_are_not_copied() {
     assert_eq!(store.stats().bytes_copied, 0);
     assert_eq!(ok.outputs[0].object.copied, 0);
     assert_eq!(entries(&out).len(), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failing_after_the_probe_fails_the_job_and_leaves_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    store.insert("b", "in.zip", zip_around_cfg(24, 24, MIB, false));
+    store.inject(Fault {
+        op: "UploadPartCopy",
+        nth: 1, // the probe (call 0) succeeded: this input can be copied
+        kind: StoreErrorKind::Unavailable,
+    });
+    let err = handle(&store, EDIT, settings()).await.unwrap_err();
+    assert_eq!(err.failure_type(), FailureType::SystemUnavailable);
+    assert!(err.report_message().contains("UploadPartCopy"), "{err}");
+    assert_eq!(store.open_uploads(), 0, "the upload was aborted");
+    assert!(store.object("b", "out.zip").is_none());
 }

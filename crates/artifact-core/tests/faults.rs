@@ -34,6 +34,8 @@ fn small_settings() -> Settings {
     s.read_budget = 4 << 20;
     s.part_size = 5 << 20;
     s.upload_concurrency = 2;
+    // These tests are of the worker's own uploads (tests/copy.rs covers copies).
+    s.server_side_copy = false;
     s
 }
 

@@ -43,8 +43,10 @@ const MIN_PART: u64 = 5 * MIB;
 pub(super) const COMMIT: u64 = 3 * MIN_PART;
 /// How far copies stay behind a run's end.
 const LAG: u64 = MIN_PART;
-/// Size of the copy parts of a long run.
-const COPY_PART: u64 = 256 * MIB;
+/// Size of the copy parts of a long run (small enough that copies go on while the
+/// run is read, and that what is left to copy when a checkpoint closes the run is
+/// short).
+const COPY_PART: u64 = 64 * MIB;
 /// No run starts copying past this part number (copies use part numbers quickly;
 /// the 10,000 S3 allows must last the whole object).
 const LAST_COPY_PART: i32 = 9_000;
@@ -187,6 +189,14 @@ impl Sink {
     /// Bytes held for the run being written.
     pub(super) fn held(&self) -> u64 {
         self.copy.run.as_ref().map_or(0, |r| r.held_len)
+    }
+
+    /// Bytes of the committed run not yet sent as copies: closing the run (at a
+    /// checkpoint or the end) copies them.
+    pub(super) fn to_copy(&self) -> u64 {
+        let run = self.copy.run.as_ref();
+        run.and_then(|r| r.copied_to.map(|c| r.end - c))
+            .unwrap_or(0)
     }
 
     fn run_mut(&mut self) -> &mut Run {

@@ -295,10 +295,11 @@ impl Sink {
         self.total
     }
 
-    /// Bytes of parts sent but not yet confirmed: what a checkpoint waits for.
+    /// Bytes of parts sent but not yet confirmed, and of a run still to be copied:
+    /// what a checkpoint waits for.
     pub fn in_flight(&self) -> u64 {
         let confirmed: u64 = self.parts.iter().map(|p| p.size).sum();
-        self.sent - confirmed
+        self.sent - confirmed + self.to_copy()
     }
 
     /// Bytes of the part being filled: what a checkpoint saves in its state.

@@ -303,7 +303,7 @@ impl ObjectStore for LocalStore {
         let copied = tokio::io::copy(&mut f.take(want), &mut part)
             .await
             .map_err(|e| io_err(OP, loc, e))?;
-        part.sync_all().await.map_err(|e| io_err(OP, loc, e))?;
+        part.flush().await.map_err(|e| io_err(OP, loc, e))?;
         if copied != want {
             return Err(StoreError::new(
                 StoreErrorKind::Invalid,

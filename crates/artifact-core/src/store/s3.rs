@@ -252,7 +252,11 @@ pub fn classify_code(code: &str, status: u16) -> StoreErrorKind {
         // match): the same bytes are sent again.
         | "BadDigest"
         | "XAmzContentSHA256Mismatch" => StoreErrorKind::Unavailable,
+        // A feature the server lacks (SeaweedFS's UploadPartCopy from an SSE-KMS
+        // source): asking again will not help.
+        "NotImplemented" => StoreErrorKind::Invalid,
         _ => match status {
+            501 => StoreErrorKind::Invalid,
             404 => StoreErrorKind::NotFound,
             412 => StoreErrorKind::Changed,
             401 | 403 => StoreErrorKind::AccessDenied,

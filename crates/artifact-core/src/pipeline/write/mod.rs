@@ -306,14 +306,14 @@ impl<'a> OutputWriter<'a> {
     pub async fn write(&mut self, item: Out) -> Result<(), JobError> {
         match item {
             Out::InputDone => self.inputs_done += 1,
-            Out::Entry(p, permit, Some(span)) if self.verbatim_ok() => {
+            Out::Entry(p, permit, span) => {
                 self.open_zip().await?;
-                self.write_verbatim(*p, *span).await?;
-                drop(permit);
-                self.entry_done();
-            }
-            Out::Entry(p, permit, _) => {
-                self.open_zip().await?;
+                if let Some(span) = span.filter(|_| self.verbatim_ok()) {
+                    self.write_verbatim(*p, *span).await?;
+                    drop(permit);
+                    self.entry_done();
+                    return Ok(());
+                }
                 let o = p.output;
                 let h = self
                     .target()
