@@ -65,6 +65,9 @@ struct ProgressDoc {
     /// Bytes at the front of `pending` already in `sha256_state` (absent: none).
     #[serde(default)]
     pending_hashed: u64,
+    /// Bytes placed by server-side copies so far (absent: none).
+    #[serde(default)]
+    copied: u64,
     sha256_state: String,
     /// A tar.gz output's gzip stream (absent for a zip output).
     #[serde(default)]
@@ -90,6 +93,7 @@ impl ProgressDoc {
             total: p.sink.total,
             pending: STANDARD.encode(&p.sink.pending),
             pending_hashed: p.sink.pending_hashed,
+            copied: p.sink.copied,
             sha256_state: STANDARD.encode(&p.sink.sha256_state),
             gzip: p.gzip,
         }
@@ -122,6 +126,7 @@ impl ProgressDoc {
                 total: self.total,
                 pending: Bytes::from(b64("pending", &self.pending)?),
                 pending_hashed: self.pending_hashed,
+                copied: self.copied,
                 sha256_state: b64("sha256_state", &self.sha256_state)?,
             },
         })

@@ -143,6 +143,8 @@ pub struct SinkState {
     pub pending: Bytes,
     /// Bytes at the front of `pending` that are in the SHA-256 state already.
     pub pending_hashed: u64,
+    /// Bytes placed by server-side copies so far.
+    pub copied: u64,
     /// The SHA-256 state after the completed parts and `pending_hashed` bytes.
     pub sha256_state: Vec<u8>,
 }
@@ -254,6 +256,7 @@ impl Sink {
             ));
         }
         self.hashed = state.pending_hashed as usize;
+        self.copy.copied = state.copied;
         self.next_part = state.next_part;
         self.upload_id = state.upload_id;
         self.parts = state.parts;
@@ -286,6 +289,7 @@ impl Sink {
             total: self.total,
             pending: std::mem::take(&mut self.buf).freeze(),
             pending_hashed: self.hashed as u64,
+            copied: self.copy.copied,
             sha256_state: sha256_state(&hasher),
         })
     }
