@@ -134,6 +134,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
                 "name": o.name, "location": o.location.to_string(), "entries": o.entries,
                 "transformedEntries": o.transformed_entries, "droppedEntries": o.dropped_entries,
                 "bytes": o.object.bytes, "sha256": o.object.sha256, "parts": o.object.parts,
+                "copiedBytes": o.object.copied,
             })).collect::<Vec<_>>()),
             "outputVariables": handled.result.as_ref().ok().map(|s| &s.output_variables),
             "continuationToken": continuation_token(&handled),
@@ -233,8 +234,8 @@ fn print_invocation(handled: &Handled, took: Duration) {
             println!("  {}", s.summary);
             for o in &s.outputs {
                 println!(
-                    "  output {} -> {} ({} bytes, {} parts)",
-                    o.name, o.location, o.object.bytes, o.object.parts
+                    "  output {} -> {} ({} bytes, {} parts, {} copied server-side)",
+                    o.name, o.location, o.object.bytes, o.object.parts, o.object.copied
                 );
             }
             println!("  output variables:");

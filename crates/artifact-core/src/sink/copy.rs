@@ -90,6 +90,10 @@ struct Run {
     unhashed: u64,
     /// Once committed: where the bytes not yet copied start.
     copied_to: Option<u64>,
+    /// Once committed: bytes not yet hashed (hashed a batch at a time, as a thread
+    /// hand-off per slice costs more than the hashing of a small entry).
+    to_hash: Vec<Bytes>,
+    to_hash_len: u64,
 }
 
 impl Run {
@@ -155,6 +159,8 @@ impl Sink {
                 held_len: 0,
                 unhashed: 0,
                 copied_to: None,
+                to_hash: Vec::new(),
+                to_hash_len: 0,
             });
         }
         self.total += data.len() as u64;
@@ -163,7 +169,12 @@ impl Sink {
         let (copied_to, end, source) = (run.copied_to, run.end, run.source.clone());
         match copied_to {
             Some(c) => {
-                self.hash(data).await?;
+                let run = self.run_mut();
+                run.to_hash_len += data.len() as u64;
+                run.to_hash.push(data);
+                if run.to_hash_len >= HASH_BATCH {
+                    self.hash_held().await?;
+                }
                 if end - LAG - c >= COPY_PART {
                     self.copy_part(&source, c..end - LAG, false).await?;
                     self.run_mut().copied_to = Some(end - LAG);
@@ -203,9 +214,14 @@ impl Sink {
         self.copy.run.as_mut().expect("a run is open")
     }
 
-    /// Hashes the held bytes not hashed yet, in one call on the pool.
+    /// Hashes the run's bytes not hashed yet, in one call on the pool.
     async fn hash_held(&mut self) -> Result<(), StoreError> {
         let run = self.run_mut();
+        if run.to_hash_len > 0 {
+            run.to_hash_len = 0;
+            let chunks = std::mem::take(&mut run.to_hash);
+            return self.hash_all(chunks).await;
+        }
         let mut n = std::mem::take(&mut run.unhashed);
         let mut chunks: Vec<Bytes> = Vec::new();
         for b in run.held.iter().rev() {
