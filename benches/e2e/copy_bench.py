@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Server-side copy benchmark (run by benches/copy.sh; .local-stack/venv/bin/python).
 
-    copy_bench.py RUNNER_BIN WORKLOAD [REPEAT]
+    copy_bench.py RUNNER_BIN WORKLOAD [REPEAT] [PLAN]
 
 The job most pipelines run between stages: stamp a version into a few files of a
 large artifact. WORKLOAD (from gen.py) is uploaded twice, without encryption
-(in/copy-plain-WL.zip) and SSE-KMS (in/copy-kms-WL.zip); the plan templates three
-JSON files (at 10%, 50% and 90% of the archive) and leaves every other entry as it is.
+(in/copy-plain-WL.zip) and SSE-KMS (in/copy-kms-WL.zip); PLAN `stamp` (the default)
+templates three JSON files (at 10%, 50% and 90% of the archive) and leaves every
+other entry as it is; PLAN `copy-all` changes nothing (every entry raw, verified).
 Three runs of the release runner, each under /usr/bin/time -v, with the job's STS
 session credentials:
 
@@ -104,14 +105,14 @@ def measure(runner, ev_path, env, extra_env):
                 sha256=obj["sha256"])
 
 
-def main(runner, wl, repeat):
+def main(runner, wl, repeat, plan):
     env = stack_env()
     manifest = json.loads((WORK / "workloads" / f"{wl}.json").read_text())
     zpath = WORK / "workloads" / f"{wl}.zip"
     names = [n for n in zipfile.ZipFile(zpath).namelist() if n.endswith(".json")]
     stamped = [names[len(names) * k // 10] for k in (1, 5, 9)]
-    params = json.dumps({"variables": {"VERSION": "1.2.3"},
-                         "steps": [{"template": {"files": stamped}}]})
+    steps = {"stamp": [{"template": {"files": stamped}}], "copy-all": []}[plan]
+    params = json.dumps({"variables": {"VERSION": "1.2.3"}, "steps": steps})
     state = json.loads((WORK / "state.json").read_text()) if (WORK / "state.json").exists() else {}
     arn, _ = kms_key(env, state)
     state["kms_key_arn"] = arn
@@ -136,14 +137,17 @@ def main(runner, wl, repeat):
             event(ev_path, key, f"out/copy-{name}-{wl}.zip", creds, arn, params)
             got[name].append(measure(runner, ev_path, env, extra))
             time.sleep(1)
+    what = {"stamp": f"3 stamped: {', '.join(stamped)}", "copy-all": "copy-all plan"}[plan]
     print(f"\nworkload {wl}: {manifest['bytes'] / 1e6:.0f} MB, {len(names)} JSON files, "
-          f"3 stamped: {', '.join(stamped)}; median of {repeat}")
-    print(f"{'run':<10} {'wall s':>7} {'CPU s':>6} {'RSS MiB':>8} {'output MB':>10} "
+          f"{what}; median of {repeat}")
+    print(f"{'run':<10} {'wall s':>7} {'CPU s':>6} {'CPU-s/GB':>9} {'RSS MiB':>8} {'output MB':>10} "
           f"{'copied MB':>10} {'uploaded MB':>12} {'uploaded %':>11}")
     for name, rs in got.items():
         med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
         up = med("bytes") - med("copied")
-        print(f"{name:<10} {med('wall'):>7.2f} {med('cpu'):>6.2f} {max(r['rss'] for r in rs):>8.0f} "
+        per_gb = med("cpu") / (manifest["bytes"] / 1e9)
+        print(f"{name:<10} {med('wall'):>7.2f} {med('cpu'):>6.2f} {per_gb:>9.2f} "
+              f"{max(r['rss'] for r in rs):>8.0f} "
               f"{med('bytes') / 1e6:>10.1f} {med('copied') / 1e6:>10.1f} {up / 1e6:>12.1f} "
               f"{100 * up / med('bytes'):>10.1f}%")
     same = {r["sha256"] for r in got["copy"] + got["streamed"]}
@@ -153,4 +157,5 @@ def main(runner, wl, repeat):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+         sys.argv[4] if len(sys.argv) > 4 else "stamp")

@@ -1,6 +1,11 @@
 //! Whole-archive rewriting in memory: the same per-entry path the streaming worker
 //! uses, for fuzzing, benchmarks, unit tests and small local jobs. One input, one
 //! output (the plan's first output, fed by its first source), a zip or a tar.gz.
+//!
+//! Entries are processed on the current rayon pool in batches ([`BATCH_BYTES`]); while
+//! the pool works on one batch, the previous one is written to the output in order
+//! (one task of the same pool), so the serial writing overlaps the parallel work.
+//! The output's bytes are those of processing everything first and writing after.
 
 use std::collections::HashMap;
 
@@ -13,7 +18,8 @@ use crate::entry::{
 };
 use crate::links::check_symlink;
 use crate::plan::{
-    layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputFormat, OutputPlan, Plan,
+    layout_output_entries, EntryInfo, EntryPlan, Export, InnerZip, OutputFormat, OutputLayout,
+    OutputPlan, Plan, Planned,
 };
 use crate::streamed::{streamable, EntryStreamer, StreamDeflater, StreamedEntry};
 use crate::tar::{record, GzipStream, END};
@@ -45,10 +51,20 @@ pub fn rewrite(
     plan: &Plan,
     max_transform_size: u64,
 ) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+    rewrite_bytes(Bytes::copy_from_slice(archive), plan, max_transform_size)
+}
+
+/// [`rewrite`] of an archive the caller hands over: untouched entries are sliced out
+/// of it, not copied.
+pub fn rewrite_bytes(
+    bytes: Bytes,
+    plan: &Plan,
+    max_transform_size: u64,
+) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+    let archive = &bytes[..];
     let (eocd, entries) = index_bytes_with(archive, &plan.name_rules())?;
     plan.limits().check(&entries)?;
     let ends = region_ends(&entries, eocd.cd_offset)?;
-    let bytes = Bytes::copy_from_slice(archive);
     // The plan is copied only when the archive decides something in it.
     let resolved;
     let plan = if plan.has_entry_conditions() || plan.has_patch_files() {
@@ -74,104 +90,223 @@ pub fn rewrite(
         })
         .collect();
     let layout = layout_output_entries(op, &[names]).map_err(ZipError::Malformed)?;
-    let outputs: Vec<Done> = layout
-        .entries
-        .par_iter()
-        .map(|p| {
-            let e = &entries[p.entry];
-            let region = unpacked.region(&bytes, p.entry);
-            if e.is_symlink() {
-                check_symlink(e, &p.plan, &compressed_data(e, &region)?)?;
-            }
-            let too_big = check_transform_size(e, max_transform_size).is_err();
-            if too_big && streamable(op, &p.plan, e) {
-                return stream_entry(e, &region, op, &p.plan);
-            }
-            process_entry(e, region, op, &p.plan, max_transform_size).map(Done::Entry)
-        })
-        .collect::<Result<_, EntryError>>()?;
-    if op.format == OutputFormat::TarGz {
-        return tar_gz(outputs, op, layout.dropped);
-    }
-    let mut w = ZipWriter::new();
-    let mut out = Vec::with_capacity(archive.len());
-    let mut stats = RewriteStats {
-        dropped: layout.dropped,
-        ..Default::default()
+    let size = |p: &Planned| entries[p.entry].compressed_size;
+    let process = |p: &Planned| {
+        let e = &entries[p.entry];
+        let region = unpacked.region(&bytes, p.entry);
+        if e.is_symlink() {
+            check_symlink(e, &p.plan, &compressed_data(e, &region)?)?;
+        }
+        let too_big = check_transform_size(e, max_transform_size).is_err();
+        if too_big && streamable(op, &p.plan, e) {
+            return stream_entry(e, &region, op, &p.plan);
+        }
+        process_entry(e, region, op, &p.plan, max_transform_size).map(Done::Entry)
     };
-    let mut rows: Vec<ManifestRow> = Vec::new();
-    // The zip entry being filled: its writer, its bytes so far, members still to come.
-    let mut nest: Option<(&InnerZip, ZipWriter, Vec<u8>, usize)> = None;
-    for (i, done) in outputs.into_iter().enumerate() {
-        if let Some(z) = layout.inner.iter().find(|z| z.first == i) {
-            out.extend_from_slice(&w.local_header_streamed(&op.inner_zip_meta(z).0)?);
-            nest = Some((z, ZipWriter::new(), Vec::new(), z.members));
-        }
-        match &mut nest {
-            // A member is counted through its zip.
-            Some((_, zw, buf, _)) => write_done(zw, buf, done, &mut stats, &mut rows)?,
-            None => {
-                stats.entries += 1;
-                write_done(&mut w, &mut out, done, &mut stats, &mut rows)?
-            }
-        }
-        if let Some((z, zw, mut buf, left)) = nest.take() {
-            if left > 1 {
-                nest = Some((z, zw, buf, left - 1));
-                continue;
-            }
-            buf.extend_from_slice(&zw.finish(b"")?);
-            let mut d = StreamDeflater::new(op.inner_zip_meta(z).1, op.has_manifest());
-            out.extend_from_slice(&d.push(&buf));
-            let (tail, done) = d.finish();
-            out.extend_from_slice(&tail);
-            out.extend_from_slice(&w.end_streamed(
-                done.crc32,
-                done.compressed,
-                done.uncompressed,
-            )?);
-            stats.entries += 1;
-            if let Some(sha256) = done.sha256 {
-                rows.push(ManifestRow {
-                    path: z.path.clone(),
-                    size: done.uncompressed,
-                    sha256,
-                });
-            }
-        }
+    if op.format == OutputFormat::TarGz {
+        let mut tar = TarAssembler::new(op, layout.dropped);
+        process_in_order(&layout.entries, size, process, &mut tar)?;
+        return tar.finish();
     }
-    let missing = op.missing_exports(&stats.exports)?;
-    stats.exports.extend(missing);
-    for (meta, data) in crate::entry::extras(op, &mut rows) {
-        out.extend_from_slice(&w.local_header(&meta)?);
-        out.extend_from_slice(&data);
-        w.end_entry(data.len() as u64)?;
-        stats.entries += 1;
-    }
-    out.extend_from_slice(&w.finish(b"")?);
-    Ok((out, stats))
+    let mut zip = ZipAssembler::new(op, &layout, archive.len());
+    process_in_order(&layout.entries, size, process, &mut zip)?;
+    zip.finish()
 }
 
-/// The tar.gz of `outputs` and `op`'s added files, as the streaming worker writes it
-/// (see [`crate::tar`]): every entry arrives stored from [`process_entry`].
-fn tar_gz(
-    outputs: Vec<Done>,
-    op: &OutputPlan,
-    dropped: u64,
-) -> Result<(Vec<u8>, RewriteStats), EntryError> {
-    let mut gz = GzipStream::new(op.gzip_level);
-    let mut out = Vec::new();
-    let mut put = |gz: &mut GzipStream, pieces: Vec<Bytes>| {
-        for p in pieces {
-            out.extend_from_slice(&gz.push(&p));
+/// A batch of [`process_in_order`] ends once it holds this many input bytes...
+const BATCH_BYTES: u64 = 4 << 20;
+/// ...or this many entries. Each batch ends in a join (both threads wait for its
+/// slowest entry), so batches are large; the first batch's processing and the last
+/// one's writing do not overlap anything, so they are not too large either.
+const BATCH_ENTRIES: usize = 256;
+
+/// Processes `planned` on the current rayon pool a batch at a time, handing each
+/// finished batch to `out` in order while the pool processes the next one: writing
+/// the output (copies, headers, a tar's gzip) is serial, and this way it overlaps the
+/// parallel work instead of following it. `size` is an entry's input bytes.
+fn process_in_order<A: Assemble>(
+    planned: &[Planned],
+    size: impl Fn(&Planned) -> u64,
+    process: impl Fn(&Planned) -> Result<Done, EntryError> + Sync,
+    out: &mut A,
+) -> Result<(), EntryError> {
+    let mut ready: Vec<Done> = Vec::new();
+    let mut rest = planned;
+    while !rest.is_empty() {
+        let (mut n, mut bytes) = (0, 0);
+        while n < rest.len() && n < BATCH_ENTRIES && bytes < BATCH_BYTES {
+            bytes += size(&rest[n]);
+            n += 1;
         }
-    };
-    let mut stats = RewriteStats {
-        dropped,
-        ..Default::default()
-    };
-    let mut rows: Vec<ManifestRow> = Vec::new();
-    for done in outputs {
+        let (batch, after) = rest.split_at(n);
+        rest = after;
+        let (written, next) = rayon::join(
+            || ready.drain(..).try_for_each(|d| out.push(d)),
+            || {
+                batch
+                    .par_iter()
+                    .map(&process)
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        );
+        written?;
+        ready = next?;
+    }
+    ready.into_iter().try_for_each(|d| out.push(d))
+}
+
+/// An output being written from its finished entries, in output order.
+trait Assemble: Send {
+    fn push(&mut self, done: Done) -> Result<(), EntryError>;
+}
+
+/// A zip output: entries, the zip entries `zip` steps make, added files.
+struct ZipAssembler<'a> {
+    op: &'a OutputPlan,
+    inner: &'a [InnerZip],
+    w: ZipWriter,
+    out: Vec<u8>,
+    stats: RewriteStats,
+    rows: Vec<ManifestRow>,
+    /// The zip entry being filled: its writer, its bytes so far, members still to come.
+    nest: Option<(&'a InnerZip, ZipWriter, Vec<u8>, usize)>,
+    /// The index in the layout of the next entry pushed.
+    next: usize,
+}
+
+impl<'a> ZipAssembler<'a> {
+    fn new(op: &'a OutputPlan, layout: &'a OutputLayout, capacity: usize) -> Self {
+        ZipAssembler {
+            op,
+            inner: &layout.inner,
+            w: ZipWriter::new(),
+            out: Vec::with_capacity(capacity),
+            stats: RewriteStats {
+                dropped: layout.dropped,
+                ..Default::default()
+            },
+            rows: Vec::new(),
+            nest: None,
+            next: 0,
+        }
+    }
+
+    /// Closes the zip entry being filled: its members' directory, deflated.
+    fn close_nested(
+        &mut self,
+        z: &InnerZip,
+        zw: ZipWriter,
+        mut buf: Vec<u8>,
+    ) -> Result<(), EntryError> {
+        buf.extend_from_slice(&zw.finish(b"")?);
+        let mut d = StreamDeflater::new(self.op.inner_zip_meta(z).1, self.op.has_manifest());
+        self.out.extend_from_slice(&d.push(&buf));
+        let (tail, done) = d.finish();
+        self.out.extend_from_slice(&tail);
+        let end = self
+            .w
+            .end_streamed(done.crc32, done.compressed, done.uncompressed)?;
+        self.out.extend_from_slice(&end);
+        self.stats.entries += 1;
+        if let Some(sha256) = done.sha256 {
+            self.rows.push(ManifestRow {
+                path: z.path.clone(),
+                size: done.uncompressed,
+                sha256,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+        let missing = self.op.missing_exports(&self.stats.exports)?;
+        self.stats.exports.extend(missing);
+        for (meta, data) in crate::entry::extras(self.op, &mut self.rows) {
+            self.out.extend_from_slice(&self.w.local_header(&meta)?);
+            self.out.extend_from_slice(&data);
+            self.w.end_entry(data.len() as u64)?;
+            self.stats.entries += 1;
+        }
+        self.out.extend_from_slice(&self.w.finish(b"")?);
+        Ok((self.out, self.stats))
+    }
+}
+
+impl Assemble for ZipAssembler<'_> {
+    fn push(&mut self, done: Done) -> Result<(), EntryError> {
+        let i = self.next;
+        self.next += 1;
+        if let Some(z) = self.inner.iter().find(|z| z.first == i) {
+            let header = self.w.local_header_streamed(&self.op.inner_zip_meta(z).0)?;
+            self.out.extend_from_slice(&header);
+            self.nest = Some((z, ZipWriter::new(), Vec::new(), z.members));
+        }
+        match &mut self.nest {
+            // A member is counted through its zip.
+            Some((_, zw, buf, _)) => write_done(zw, buf, done, &mut self.stats, &mut self.rows)?,
+            None => {
+                self.stats.entries += 1;
+                let (w, out) = (&mut self.w, &mut self.out);
+                write_done(w, out, done, &mut self.stats, &mut self.rows)?
+            }
+        }
+        match self.nest.take() {
+            Some((z, zw, buf, 1)) => self.close_nested(z, zw, buf),
+            Some((z, zw, buf, left)) => {
+                self.nest = Some((z, zw, buf, left - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// A tar.gz output, as the streaming worker writes it (see [`crate::tar`]): every
+/// entry arrives stored from [`process_entry`].
+struct TarAssembler<'a> {
+    op: &'a OutputPlan,
+    gz: GzipStream,
+    out: Vec<u8>,
+    stats: RewriteStats,
+    rows: Vec<ManifestRow>,
+}
+
+impl<'a> TarAssembler<'a> {
+    fn new(op: &'a OutputPlan, dropped: u64) -> Self {
+        TarAssembler {
+            op,
+            gz: GzipStream::new(op.gzip_level),
+            out: Vec::new(),
+            stats: RewriteStats {
+                dropped,
+                ..Default::default()
+            },
+            rows: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, pieces: Vec<Bytes>) {
+        for p in pieces {
+            self.out.extend_from_slice(&self.gz.push(&p));
+        }
+    }
+
+    fn finish(mut self) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+        let missing = self.op.missing_exports(&self.stats.exports)?;
+        self.stats.exports.extend(missing);
+        let mut rows = std::mem::take(&mut self.rows);
+        for (meta, data) in crate::entry::extras(self.op, &mut rows) {
+            self.put(record(&meta, data)?);
+            self.stats.entries += 1;
+        }
+        self.put(vec![Bytes::from_static(&END)]);
+        self.out.extend_from_slice(&self.gz.finish());
+        Ok((self.out, self.stats))
+    }
+}
+
+impl Assemble for TarAssembler<'_> {
+    fn push(&mut self, done: Done) -> Result<(), EntryError> {
         let Done::Entry(p) = done else {
             return Err(ZipError::Limit(
                 "an entry over the whole-entry limit would be transformed as it streams; a \
@@ -180,21 +315,13 @@ fn tar_gz(
             )
             .into());
         };
-        put(&mut gz, record(&p.output.meta, p.output.data)?);
-        stats.entries += 1;
-        stats.raw += p.output.raw as u64;
-        stats.exports.extend(p.exports);
-        rows.extend(p.manifest);
+        self.put(record(&p.output.meta, p.output.data)?);
+        self.stats.entries += 1;
+        self.stats.raw += p.output.raw as u64;
+        self.stats.exports.extend(p.exports);
+        self.rows.extend(p.manifest);
+        Ok(())
     }
-    let missing = op.missing_exports(&stats.exports)?;
-    stats.exports.extend(missing);
-    for (meta, data) in crate::entry::extras(op, &mut rows) {
-        put(&mut gz, record(&meta, data)?);
-        stats.entries += 1;
-    }
-    put(&mut gz, vec![Bytes::from_static(&END)]);
-    out.extend_from_slice(&gz.finish());
-    Ok((out, stats))
 }
 
 /// An archive's entries followed by the members of its unpacked zip entries.

@@ -79,7 +79,7 @@ pub fn layout(e: &CdEntry, meta: &EntryMeta, header: &[u8], region_len: u64) -> 
         return None;
     }
     let (crc, csize, usize_) = (u32le(header, 14), u32le(header, 18), u32le(header, 22));
-    let tail_len = region_len.checked_sub(header_len + e.compressed_size)?;
+    let tail_len = region_len.checked_sub(header_len.checked_add(e.compressed_size)?)?;
     let exact =
         crc == e.crc32 && csize as u64 == e.compressed_size && usize_ as u64 == e.uncompressed_size;
     if descriptor {
@@ -157,6 +157,7 @@ fn u64le(b: &[u8], at: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::zip::read::METHOD_DEFLATED;
+    use proptest::prelude::Just;
 
     fn entry(flags: u16, method: u16) -> CdEntry {
         CdEntry {
@@ -253,5 +254,46 @@ mod tests {
         bad[8] = 8;
         assert_eq!(descriptor(&e, Bytes::from(bad)), good);
         assert_eq!(descriptor(&e, Bytes::new()), Bytes::new());
+    }
+
+    proptest::proptest! {
+        /// Hostile headers, sizes and tails: `layout` never panics (no overflow, no
+        /// out-of-range slice), and what it accepts is exactly what it promises —
+        /// the header's own name and flags, the whole entry inside its region, a
+        /// descriptor of a length the flags allow. `descriptor` keeps the length.
+        #[test]
+        fn layout_and_descriptor_hold_on_any_input(
+            flags in proptest::prop_oneof![proptest::prelude::Just(0u16), Just(8u16), proptest::prelude::any::<u16>()],
+            method in proptest::prop_oneof![Just(0u16), Just(8u16)],
+            csize in proptest::prop_oneof![0u64..64, Just(U32_MAX), Just(u64::MAX - 3), proptest::prelude::any::<u64>()],
+            usize_ in proptest::prop_oneof![0u64..64, Just(U32_MAX), proptest::prelude::any::<u64>()],
+            region_len in proptest::prop_oneof![0u64..200, proptest::prelude::any::<u64>()],
+            zeros in proptest::prelude::any::<bool>(),
+            cut in 0usize..80,
+            patch in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..4),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30),
+        ) {
+            let mut e = entry(flags, method);
+            (e.compressed_size, e.uncompressed_size) = (csize, usize_);
+            let meta = meta_for(&e, "a.txt");
+            let mut h = header(&e, flags, zeros);
+            for (at, b) in patch {
+                if let Some(x) = h.get_mut(at) {
+                    *x = b;
+                }
+            }
+            h.truncate(cut.max(1).min(h.len()));
+            if let Some(v) = layout(&e, &meta, &h, region_len) {
+                proptest::prop_assert_eq!(v.flags, e.flags);
+                proptest::prop_assert_eq!(v.flags & !PLAIN_FLAGS, 0);
+                proptest::prop_assert!(v.header_len >= LOCAL_HEADER_LEN + e.raw_name.len() as u64);
+                proptest::prop_assert_eq!(&h[30..35], e.raw_name.as_slice());
+                proptest::prop_assert_eq!(Some(v.len(&e)), Some(region_len));
+                let lens: &[u64] = if v.flags & FLAG_DATA_DESCRIPTOR != 0 { &[12, 16, 20, 24] } else { &[0] };
+                proptest::prop_assert!(lens.contains(&v.tail_len));
+            }
+            let d = descriptor(&e, Bytes::from(tail.clone()));
+            proptest::prop_assert_eq!(d.len(), tail.len());
+        }
     }
 }
