@@ -347,6 +347,88 @@ fn every_recipe_runs_as_documented() {
     }
 }
 
+/// Every plan the documentation shows validates against the committed JSON Schema
+/// (`docs/user-parameters.schema.json`), as an editor would check it: each recipe's
+/// `UserParameters` and plan file, and the `UserParameters` of every example event.
+/// Validated by Python's `jsonschema` (draft 2020-12) from the local stack's venv,
+/// an implementation independent of the Rust types the schema is generated from.
+#[test]
+fn every_documented_plan_follows_the_schema() {
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/recipes.md")).unwrap();
+    let mut docs: Vec<(String, String)> = Vec::new();
+    for r in parse_recipes(&doc) {
+        docs.push((format!("recipe {:?} params", r.title), r.params.clone()));
+        let spec = artifact_engine::plan::PlanSpec::parse(Some(&r.params)).unwrap();
+        if let Some(file) = spec.plan_file().unwrap() {
+            let (_, _, bytes) = r
+                .inputs
+                .iter()
+                .find(|(_, p, _)| *p == file.path)
+                .unwrap_or_else(|| panic!("{}: no input holds {file}", r.title));
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            docs.push((format!("recipe {:?} plan file", r.title), text));
+        }
+    }
+    let mut events: Vec<_> = std::fs::read_dir(root.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        // AWS's own example event: its UserParameters ("input_parameter") is no plan.
+        .filter(|p| !p.ends_with("doc-example.json"))
+        .collect();
+    events.sort();
+    for path in events {
+        let event: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let config = &event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"];
+        if let Some(params) = config["UserParameters"].as_str() {
+            docs.push((path.display().to_string(), params.to_string()));
+        }
+    }
+    assert!(docs.len() >= 30, "{} documents", docs.len());
+    stack(); // installs the venv
+    let python = root.join(".local-stack/venv/bin/python");
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(VALIDATE)
+        .arg(root.join("docs/user-parameters.schema.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running the venv's python");
+    let input = serde_json::to_vec(&docs).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(checked, docs.len());
+}
+
+/// Validates `[[label, text], ...]` on stdin against the schema at argv[1]; prints
+/// how many were checked, or each failure and exits 1. Text that does not start
+/// with `{` is YAML, as for the worker (every example quotes what YAML 1.1 and 1.2
+/// read differently).
+const VALIDATE: &str = r#"
+import json, sys, yaml
+from jsonschema import Draft202012Validator
+v = Draft202012Validator(json.load(open(sys.argv[1])))
+bad = 0
+docs = json.load(sys.stdin)
+for label, text in docs:
+    d = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    for e in v.iter_errors(d):
+        bad += 1
+        print(f"{label}: {'/'.join(map(str, e.absolute_path))}: {e.message}", file=sys.stderr)
+if bad:
+    sys.exit(1)
+print(len(docs))
+"#;
+
 /// A plan file that is missing, in a missing input, or wrong fails the job as a
 /// `ConfigurationError` naming it, before any data moves (no output, no upload).
 #[test]

@@ -37,7 +37,7 @@ fn build_output(root: &Path) {
     std::os::unix::fs::symlink("app.js", root.join("dist/current.js")).unwrap();
 }
 
-const PARAMS: &str = r#"{"variables":{"VERSION":"3.1"},"steps":[{"exclude":["**/*.map"]},{"template":{"files":["*.json"]}},{"copy":{"from":"package.json","to":"meta/package.json"}}]}"#;
+const PARAMS: &str = r#"{"variables":{"VERSION":"3.1","STAGE":"dev"},"steps":[{"exclude":["**/*.map"]},{"template":{"files":["*.json"]}},{"copy":{"from":"package.json","to":"meta/package.json"}},{"exclude":["hooks/"],"when":{"variable":"STAGE","equals":"prod"}}]}"#;
 
 #[test]
 fn pack_a_folder_then_plan_and_run_it() {
@@ -113,6 +113,9 @@ fn pack_a_folder_then_plan_and_run_it() {
     assert_eq!(o["steps"][0]["matched"], 1);
     assert_eq!(o["steps"][1]["matched"], 1);
     assert_eq!(o["steps"][2]["matched"], 1);
+    // A step its `when` turns off is shown as such, and keeps what it would drop.
+    assert_eq!(o["steps"][3]["active"], false, "{o}");
+    assert_eq!(fate("hooks/start.sh")["fate"], "raw");
     // A copy is listed as a row of its own, from the same input entry.
     let copies: Vec<&serde_json::Value> = o["entries"]
         .as_array()
@@ -130,6 +133,10 @@ fn pack_a_folder_then_plan_and_run_it() {
     let text = stdout(&runner(&["plan", ev, "--store-dir", store_arg]));
     assert!(
         text.contains("dropped      SourceArtifact:dist/app.js.map"),
+        "{text}"
+    );
+    assert!(
+        text.contains("steps[3] (exclude): 0 matched  (skipped: its `when` does not hold)"),
         "{text}"
     );
 

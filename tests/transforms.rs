@@ -257,6 +257,54 @@ async fn malformed_parameters_fail_with_the_field_named() {
             "steps[0].unzip.keep",
         ),
         ("variables:\n  V: 1.10\n", "variables.V"),
+        // Selection by property.
+        (
+            r#"{"steps":[{"exclude":{"size":{"min":5,"max":4}}}]}"#,
+            "steps[0].exclude.size",
+        ),
+        (
+            r#"{"steps":[{"include":{"type":"socket"}}]}"#,
+            "steps[0].include",
+        ),
+        // Conditions on variables.
+        (
+            r#"{"variables":{"S":"a"},"steps":[{"exclude":["a"],"when":{"variable":"S","matches":"("}}]}"#,
+            "steps[0].when.matches",
+        ),
+        (
+            r#"{"variables":{"S":"a"},"steps":[{"exclude":["a"],"when":{"variable":"S","in":"a"}}]}"#,
+            "steps[0].when.in",
+        ),
+        // Nested zips.
+        (
+            r#"{"steps":[{"zip":{"files":["*"],"to":"/abs.zip"}}]}"#,
+            "steps[0].zip.to",
+        ),
+        (
+            r#"{"steps":[{"zip":{"files":["*"],"to":"a.zip","strip_prefix":"/x/"}}]}"#,
+            "steps[0].zip.strip_prefix",
+        ),
+        (
+            r#"{"steps":[{"zip":{"files":["**/["],"to":"a.zip"}}]}"#,
+            "steps[0].zip.files[0]",
+        ),
+        // The rest of the v3 fields.
+        (
+            r#"{"steps":[{"normalize":{"files":["*.json"],"strip_bom":"yes"}}]}"#,
+            "steps[0].normalize.strip_bom",
+        ),
+        (
+            r#"{"steps":[{"merge":{"files":["a.json"],"patch":{"b":2},"pointer":"b"}}]}"#,
+            "steps[0].merge.pointer",
+        ),
+        (
+            r#"{"steps":[{"append":{"files":["a.json"],"pointer":"/a","values":3}}]}"#,
+            "steps[0].append.values",
+        ),
+        (
+            r#"{"steps":[{"export":{"variable":"V","file":"a.json","pointer":"/a","default":3}}]}"#,
+            "steps[0].export.default",
+        ),
     ];
     for (params, field) in cases {
         let job = job_id();
@@ -319,9 +367,10 @@ fn committed_schema_matches_the_types() {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(committed == generated, "docs/user-parameters.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test --test transforms committed_schema`");
-    // The schema accepts every documented example's UserParameters.
+    // tests/recipes.rs validates every documented plan against it.
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(schema["title"], "PlanSpec");
+    assert_eq!(schema["properties"]["$schema"]["type"][0], "string");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,12 +58,13 @@ impl std::fmt::Display for PlanFile {
 
 impl PlanSpec {
     /// The plan file this document points at, checked: `Input::path`, and nothing
-    /// beside it but `variables`. `None` when the plan is inline.
+    /// beside it but `variables` (and `$schema`). `None` when the plan is inline.
     pub fn plan_file(&self) -> Result<Option<PlanFile>, PlanError> {
         let Some(reference) = &self.plan_file else {
             return Ok(None);
         };
         let only_variables = PlanSpec {
+            schema: self.schema.clone(),
             plan_file: self.plan_file.clone(),
             variables: self.variables.clone(),
             ..PlanSpec::default()

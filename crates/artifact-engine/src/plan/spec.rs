@@ -14,6 +14,11 @@ pub use super::step_doc::StepDoc;
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanSpec {
+    /// The JSON Schema the document follows, for editors (e.g.
+    /// `"./artifact-plan.schema.json"`, a copy of `docs/user-parameters.schema.json`
+    /// kept next to a plan file). The worker ignores it.
+    #[serde(default, rename = "$schema")]
+    pub schema: Option<String>,
     /// The plan lives in an input artifact, versioned with the code:
     /// `"SourceArtifact::ci/artifact-plan.yml"` (input name, `::`, entry path; JSON or
     /// YAML). It is read and validated before any other data moves. Beside it,
@@ -63,6 +68,7 @@ impl Default for PlanSpec {
     /// The empty plan (what blank UserParameters mean): copy everything, verified.
     fn default() -> Self {
         PlanSpec {
+            schema: None,
             plan_file: None,
             variables: BTreeMap::new(),
             on_unknown_variable: None,

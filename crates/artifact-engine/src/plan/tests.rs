@@ -1370,6 +1370,30 @@ fn plan_files_are_referenced_and_merged() {
     }
 }
 
+/// Editors associate a JSON document with its schema through a `$schema` key: plans
+/// inline and in files may carry one, which changes nothing; it must be a string.
+#[test]
+fn a_schema_key_is_accepted_and_ignored() {
+    let c = ctx(&["A"], &["X"]);
+    let with = r#"{"$schema":"./artifact-plan.schema.json","steps":[{"exclude":["*.map"]}]}"#;
+    let without = r#"{"steps":[{"exclude":["*.map"]}]}"#;
+    assert_eq!(
+        format!("{:?}", plan(with, &c).unwrap().output(0)),
+        format!("{:?}", plan(without, &c).unwrap().output(0))
+    );
+    let user = PlanSpec::parse(Some(
+        r#"{"$schema":"s.json","plan_file":"Src::ci/plan.json","variables":{"V":"2"}}"#,
+    ))
+    .unwrap();
+    let file = user.plan_file().unwrap().unwrap();
+    let spec = user
+        .from_plan_file(&file, r#"{"$schema": "./plan.schema.json", "steps": []}"#)
+        .unwrap();
+    assert_eq!(spec.variables["V"], "2");
+    let e = PlanSpec::parse(Some(r#"{"$schema": 3}"#)).unwrap_err();
+    assert_eq!(e.path, "$schema");
+}
+
 #[test]
 fn deeply_nested_yaml_is_refused_not_overflowing() {
     let deep = format!("steps: {}{}", "[".repeat(100_000), "]".repeat(100_000));
