@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Server-side copy benchmark against the local S3 stack (SeaweedFS + moto KMS): a
-# version stamped into three files of a large artifact, with untouched runs copied
-# by the server (unencrypted input), uploaded by the worker (SSE-KMS input, which
-# SeaweedFS will not copy from) and with copy turned off. See benches/e2e/copy_bench.py.
+# version stamped into three files of a large artifact (or, with PLAN copy-all, nothing
+# changed), with untouched runs copied by the server (unencrypted input), uploaded by
+# the worker (SSE-KMS input, which SeaweedFS will not copy from) and with copy turned
+# off. See benches/e2e/copy_bench.py.
 #
 # Usage: benches/copy.sh [WORKLOAD] [REPEAT] [PLAN]
 #   WORKLOAD: small | large | huge (default large); REPEAT: runs, median (default 1);

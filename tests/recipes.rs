@@ -364,7 +364,7 @@ fn every_documented_plan_follows_the_schema() {
             let (_, _, bytes) = r
                 .inputs
                 .iter()
-                .find(|(_, p, _)| *p == file.path)
+                .find(|(a, p, _)| *a == file.input && *p == file.path)
                 .unwrap_or_else(|| panic!("{}: no input holds {file}", r.title));
             let text = String::from_utf8(bytes.clone()).unwrap();
             docs.push((format!("recipe {:?} plan file", r.title), text));

@@ -17,7 +17,8 @@ session credentials:
   copy-off   plain input, ARTIFACT_WORKER_SERVER_SIDE_COPY=off (fresh headers, every
              byte uploaded: what the worker did before server-side copy)
 
-Prints per run: wall s, CPU s (user + sys of the runner), peak RSS, output bytes,
+Prints per run: wall s, CPU s (user + sys of the runner), CPU-s/GB (per 1e9 bytes of
+the input zip), peak RSS, output bytes,
 bytes copied by the server, bytes uploaded by the worker and their share of the
 output; checks that `copy` and `streamed` wrote the same object (SHA-256).
 """
@@ -111,7 +112,10 @@ def main(runner, wl, repeat, plan):
     zpath = WORK / "workloads" / f"{wl}.zip"
     names = [n for n in zipfile.ZipFile(zpath).namelist() if n.endswith(".json")]
     stamped = [names[len(names) * k // 10] for k in (1, 5, 9)]
-    steps = {"stamp": [{"template": {"files": stamped}}], "copy-all": []}[plan]
+    plans = {"stamp": [{"template": {"files": stamped}}], "copy-all": []}
+    if plan not in plans:
+        sys.exit(f"copy_bench.py: PLAN is one of {', '.join(plans)}, not {plan}")
+    steps = plans[plan]
     params = json.dumps({"variables": {"VERSION": "1.2.3"}, "steps": steps})
     state = json.loads((WORK / "state.json").read_text()) if (WORK / "state.json").exists() else {}
     arn, _ = kms_key(env, state)
@@ -134,7 +138,7 @@ def main(runner, wl, repeat, plan):
     for _ in range(repeat):
         for name, (key, extra) in runs.items():
             ev_path = str(run_dir / f"{name}.json")
-            event(ev_path, key, f"out/copy-{name}-{wl}.zip", creds, arn, params)
+            event(ev_path, key, f"out/copy-{plan}-{name}-{wl}.zip", creds, arn, params)
             got[name].append(measure(runner, ev_path, env, extra))
             time.sleep(1)
     what = {"stamp": f"3 stamped: {', '.join(stamped)}", "copy-all": "copy-all plan"}[plan]

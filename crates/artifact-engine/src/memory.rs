@@ -219,6 +219,10 @@ impl<'a> ZipAssembler<'a> {
     }
 
     fn finish(mut self) -> Result<(Vec<u8>, RewriteStats), EntryError> {
+        debug_assert!(
+            self.nest.is_none(),
+            "a zip step's members did not all arrive"
+        );
         let missing = self.op.missing_exports(&self.stats.exports)?;
         self.stats.exports.extend(missing);
         for (meta, data) in crate::entry::extras(self.op, &mut self.rows) {

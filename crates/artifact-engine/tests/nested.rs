@@ -139,15 +139,18 @@ fn zip_steps_are_checked_before_data_moves() {
     }
 }
 
-/// Entries are processed in batches while earlier ones are written: a zip whose
-/// members straddle several batches, among transformed and raw entries, comes out
-/// whole, in order, and the same bytes on one thread as on two.
+/// Entries are processed in batches (at most 256 entries each) while earlier ones are
+/// written: a zip whose members straddle two batch boundaries (entries 256 and 512),
+/// among transformed and raw entries, comes out whole, in order, and the same bytes on
+/// one thread as on two.
 #[test]
 fn a_zip_spanning_many_batches_is_written_whole_and_in_order() {
-    let files: Vec<(String, String)> = (0..150)
-        .map(|i| match i {
-            20..=119 => (format!("pkg/f{i:03}.txt"), format!("member {i} ${{V}}")),
-            _ => (format!("top/f{i:03}.txt"), format!("entry {i} ${{V}}")),
+    const N: usize = 700;
+    const MEMBERS: std::ops::RangeInclusive<usize> = 200..=599;
+    let files: Vec<(String, String)> = (0..N)
+        .map(|i| match MEMBERS.contains(&i) {
+            true => (format!("pkg/f{i:03}.txt"), format!("member {i} ${{V}}")),
+            false => (format!("top/f{i:03}.txt"), format!("entry {i} ${{V}}")),
         })
         .collect();
     let input: Vec<(&str, &str)> = files
@@ -172,25 +175,28 @@ fn a_zip_spanning_many_batches_is_written_whole_and_in_order() {
     };
     let ((one, stats), (two, _)) = (on(1), on(2));
     assert!(one == two, "one thread and two wrote different bytes");
-    assert_eq!(stats.entries, 51);
+    let members = MEMBERS.count();
+    let outer = N - members + 1;
+    assert_eq!(stats.entries as usize, outer);
     let top = entries_of(&one);
-    assert_eq!(top.len(), 51);
-    assert_eq!(top[20].0, "pkg.zip");
+    assert_eq!(top.len(), outer);
+    let at_zip = *MEMBERS.start();
+    assert_eq!(top[at_zip].0, "pkg.zip");
     let (_, cd) = index_bytes(&one).unwrap();
-    let at = cd[20].header_offset as usize + 30 + cd[20].name.len();
-    let inner = decompress(&cd[20], &one[at..at + cd[20].compressed_size as usize]).unwrap();
-    let members = entries_of(&inner);
-    assert_eq!(members.len(), 100);
-    for (k, (name, text)) in members.iter().enumerate() {
-        let i = k + 20;
+    let z = &cd[at_zip];
+    let at = z.header_offset as usize + 30 + z.name.len();
+    let inner = decompress(z, &one[at..at + z.compressed_size as usize]).unwrap();
+    let got = entries_of(&inner);
+    assert_eq!(got.len(), members);
+    let v = |i: usize| if i.is_multiple_of(2) { "9" } else { "${V}" };
+    for (k, (name, text)) in got.iter().enumerate() {
+        let i = k + at_zip;
         assert_eq!(name, &format!("f{i:03}.txt"));
-        let v = if i % 2 == 0 { "9" } else { "${V}" };
-        assert_eq!(text, &format!("member {i} {v}"));
+        assert_eq!(text, &format!("member {i} {}", v(i)));
     }
-    for (k, (name, text)) in top.iter().enumerate().filter(|(k, _)| *k != 20) {
-        let i = if k < 20 { k } else { k + 99 };
+    for (k, (name, text)) in top.iter().enumerate().filter(|(k, _)| *k != at_zip) {
+        let i = if k < at_zip { k } else { k + members - 1 };
         assert_eq!(name, &format!("top/f{i:03}.txt"));
-        let v = if i % 2 == 0 { "9" } else { "${V}" };
-        assert_eq!(text, &format!("entry {i} {v}"));
+        assert_eq!(text, &format!("entry {i} {}", v(i)));
     }
 }

@@ -295,5 +295,34 @@ mod tests {
             let d = descriptor(&e, Bytes::from(tail.clone()));
             proptest::prop_assert_eq!(d.len(), tail.len());
         }
+
+        /// Well-formed headers in regions of every plausible length: accepted exactly
+        /// when the module doc's rules say so, checked here independently of `layout`.
+        #[test]
+        fn well_formed_entries_are_accepted_exactly_by_the_rules(
+            descriptor_flag in proptest::prelude::any::<bool>(),
+            utf8 in proptest::prelude::any::<bool>(),
+            stored in proptest::prelude::any::<bool>(),
+            zeros in proptest::prelude::any::<bool>(),
+            csize in 0u64..40,
+            tail in proptest::prop_oneof![Just(0u64), Just(12), Just(16), Just(20), Just(24), 1u64..30],
+        ) {
+            let flags = (descriptor_flag as u16) << 3 | (utf8 as u16) << 11;
+            let method = if stored { METHOD_STORED } else { METHOD_DEFLATED };
+            let mut e = entry(flags, method);
+            e.compressed_size = csize;
+            e.uncompressed_size = if stored { csize } else { 9 };
+            let h = header(&e, flags, zeros);
+            let got = layout(&e, &meta_for(&e, "a.txt"), &h, 35 + csize + tail);
+            let want = if descriptor_flag {
+                !stored && [12, 16].contains(&tail)
+            } else {
+                !zeros && tail == 0
+            };
+            proptest::prop_assert_eq!(got.is_some(), want, "{:?}", got);
+            if let Some(v) = got {
+                proptest::prop_assert_eq!((v.header_len, v.tail_len, v.flags), (35, tail, flags));
+            }
+        }
     }
 }
